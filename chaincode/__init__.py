@@ -1,0 +1,1 @@
+"""AccessLedger chaincode package."""

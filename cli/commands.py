@@ -1,0 +1,3 @@
+"""Imports every command module so each registers its commands on the app."""
+
+from cli import version as _version  # noqa: F401

@@ -1,0 +1,1 @@
+"""AccessLedger policies package."""
