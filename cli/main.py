@@ -10,8 +10,9 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
 
+from cli._common import EXIT_ERROR as EXIT_ERROR  # re-exported for command modules
+from cli._common import report_error
 from crypto.errors import AccessLedgerError
 
 app = typer.Typer(
@@ -22,17 +23,10 @@ app = typer.Typer(
     add_completion=False,
 )
 
-err_console = Console(stderr=True)
-
 
 @app.callback()
 def _root() -> None:
     """AccessLedger: audited, policy-checked cross-agency access to records about migrants."""
-
-#: Exit status for a deliberate, explained error (bad input, failed verification).
-EXIT_ERROR = 1
-#: Exit status for bad usage (Click's convention).
-EXIT_USAGE = 2
 
 
 def main() -> None:
@@ -40,7 +34,7 @@ def main() -> None:
     try:
         app()
     except AccessLedgerError as exc:
-        err_console.print(f"error [{exc.code}]: {exc.message}", markup=False, highlight=False)
+        report_error(exc)
         sys.exit(EXIT_ERROR)
 
 
