@@ -1,0 +1,538 @@
+"""Fabric policies: the signature-policy language, its evaluation, implicit-meta policies.
+
+:func:`parse_signature_policy` reads the expressions Fabric's ``policydsl``
+accepts (``AND('A.peer', 'B.peer')``, ``OR(...)``, ``OutOf(2, ...)``, nested;
+principals ``'MSPID.member|admin|client|peer|orderer'``) into a genuine
+``common.SignaturePolicyEnvelope`` with the same principal numbering Fabric
+produces, so envelopes compare byte for byte with ``configtxgen``'s.
+
+Evaluation follows Fabric's ``cauthdsl``: signatures are first reduced to
+valid, de-duplicated identities; then ``NOutOf`` counts sub-rules greedily,
+each identity satisfying at most one ``SignedBy``. An ``ImplicitMetaPolicy``
+(``ANY``/``ALL``/``MAJORITY`` of a sub-policy) counts the child groups whose
+sub-policy is satisfied. :class:`PolicyManager` resolves ``/Channel/...``
+paths in a channel config, e.g. ``/Channel/Application/Endorsement``.
+
+Evaluation raises :class:`~network.fabric.errors.PolicyNotSatisfiedError`.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from fabric_protos.common import policies_pb2 as _policies_pb2
+from fabric_protos.msp import msp_principal_pb2 as _msp_principal_pb2
+from fabric_protos.peer import collection_pb2 as _collection_pb2
+from fabric_protos.peer import policy_pb2 as _policy_pb2
+from fabric_protos.peer.lifecycle import chaincode_definition_pb2 as _definition_pb2
+from fabric_protos.peer.lifecycle import db_pb2 as _lifecycle_db_pb2
+from google.protobuf.message import DecodeError
+
+from network.fabric.errors import (
+    ConfigError,
+    MSPError,
+    PolicyNotSatisfiedError,
+    PolicySyntaxError,
+)
+from network.fabric.msp import MSPRegistry, ValidatedIdentity, msp_config_pb2
+from network.fabric.transactions import SignedData
+
+# The generated protobuf modules ship without type stubs; use them untyped.
+policies_pb2: Any = _policies_pb2
+msp_principal_pb2: Any = _msp_principal_pb2
+policy_pb2: Any = _policy_pb2
+collection_pb2: Any = _collection_pb2
+definition_pb2: Any = _definition_pb2
+lifecycle_db_pb2: Any = _lifecycle_db_pb2
+
+_Role: Any = msp_principal_pb2.MSPRole
+_ROLE_BY_NAME = {
+    "member": int(_Role.MEMBER),
+    "admin": int(_Role.ADMIN),
+    "client": int(_Role.CLIENT),
+    "peer": int(_Role.PEER),
+    "orderer": int(_Role.ORDERER),
+}
+_NAME_BY_ROLE = {v: k for k, v in _ROLE_BY_NAME.items()}
+_PRINCIPAL = re.compile(r"^([A-Za-z0-9.\-]+)\.(admin|member|client|peer|orderer)$")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<name>[A-Za-z][A-Za-z0-9.\-]*)|(?P<num>\d+)|(?P<str>'[^']*'|\"[^\"]*\")|(?P<p>[(),]))"
+)
+_GATES = {"and": "AND", "or": "OR", "outof": "OUTOF"}
+
+_Meta: Any = policies_pb2.ImplicitMetaPolicy
+SIGNATURE_POLICY: int = int(policies_pb2.Policy.SIGNATURE)
+IMPLICIT_META_POLICY: int = int(policies_pb2.Policy.IMPLICIT_META)
+
+
+# --- the signature-policy language --------------------------------------------
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens: list[tuple[str, str, int]] = []
+        pos = 0
+        stripped = text.rstrip()
+        while pos < len(stripped):
+            match = _TOKEN.match(stripped, pos)
+            if match is None or match.end() == pos:
+                raise PolicySyntaxError(f"unexpected character at position {pos} in {text!r}")
+            kind = match.lastgroup or ""
+            self.tokens.append((kind, match.group(kind), match.start(kind)))
+            pos = match.end()
+        self.index = 0
+        self.principals: list[str] = []
+
+    def _peek(self) -> tuple[str, str, int] | None:
+        return self.tokens[self.index] if self.index < len(self.tokens) else None
+
+    def _next(self, expected: str) -> tuple[str, str, int]:
+        token = self._peek()
+        if token is None:
+            raise PolicySyntaxError(f"{self.text!r} ends early; expected {expected}")
+        self.index += 1
+        return token
+
+    def _punct(self, char: str) -> None:
+        kind, value, pos = self._next(f"{char!r}")
+        if kind != "p" or value != char:
+            raise PolicySyntaxError(f"expected {char!r} at position {pos} in {self.text!r}")
+
+    def parse(self) -> Any:
+        rule = self._rule()
+        token = self._peek()
+        if token is not None:
+            raise PolicySyntaxError(f"unexpected {token[1]!r} at position {token[2]}")
+        return rule
+
+    def _rule(self) -> Any:
+        kind, value, pos = self._next("a gate or a principal")
+        if kind == "str":
+            return self._signed_by(value[1:-1], pos)
+        if kind == "name" and _PRINCIPAL.match(value):
+            raise PolicySyntaxError(f"principal {value} at position {pos} must be quoted")
+        if kind != "name" or value.lower() not in _GATES:
+            raise PolicySyntaxError(
+                f"expected AND, OR, OutOf or a quoted principal at position {pos}, got {value!r}"
+            )
+        gate = _GATES[value.lower()]
+        self._punct("(")
+        threshold = None
+        if gate == "OUTOF":
+            kind, number, npos = self._next("a number")
+            if kind != "num":
+                raise PolicySyntaxError(f"OutOf needs a number first, got {number!r} at {npos}")
+            threshold = int(number)
+            self._punct(",")
+        rules = [self._rule()]
+        while (token := self._peek()) is not None and token[1] == ",":
+            self.index += 1
+            rules.append(self._rule())
+        self._punct(")")
+        if gate == "AND":
+            threshold = len(rules)
+        elif gate == "OR":
+            threshold = 1
+        assert threshold is not None
+        if not 1 <= threshold <= len(rules):
+            raise PolicySyntaxError(
+                f"OutOf({threshold}, ...) at position {pos} needs between 1 and {len(rules)}"
+            )
+        return policies_pb2.SignaturePolicy(
+            n_out_of=policies_pb2.SignaturePolicy.NOutOf(n=threshold, rules=rules)
+        )
+
+    def _signed_by(self, principal: str, pos: int) -> Any:
+        if not _PRINCIPAL.match(principal):
+            raise PolicySyntaxError(
+                f"principal {principal!r} at position {pos} is not 'MSPID.role' with role one of "
+                "member, admin, client, peer, orderer"
+            )
+        if principal not in self.principals:
+            self.principals.append(principal)
+        return policies_pb2.SignaturePolicy(signed_by=self.principals.index(principal))
+
+
+def role_principal(msp_id: str, role: str) -> Any:
+    """An ``MSPPrincipal`` of classification ROLE, e.g. ``role_principal("Org1MSP", "peer")``."""
+    if role not in _ROLE_BY_NAME:
+        raise PolicySyntaxError(f"unknown role {role!r}")
+    value = msp_principal_pb2.MSPRole(msp_identifier=msp_id, role=_ROLE_BY_NAME[role])
+    return msp_principal_pb2.MSPPrincipal(
+        principal_classification=msp_principal_pb2.MSPPrincipal.ROLE,
+        principal=value.SerializeToString(),
+    )
+
+
+def parse_signature_policy(text: str) -> Any:
+    """Parse a Fabric signature-policy expression into a ``SignaturePolicyEnvelope``.
+
+    Raises :class:`PolicySyntaxError` naming the position of the problem.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise PolicySyntaxError("empty signature policy")
+    parser = _Parser(text)
+    rule = parser.parse()
+    identities = []
+    for principal in parser.principals:
+        match = _PRINCIPAL.match(principal)
+        assert match is not None
+        identities.append(role_principal(match.group(1), match.group(2)))
+    return policies_pb2.SignaturePolicyEnvelope(version=0, rule=rule, identities=identities)
+
+
+def _format_principal(principal: Any) -> str:
+    if int(principal.principal_classification) != int(msp_principal_pb2.MSPPrincipal.ROLE):
+        return "<non-role principal>"
+    role = msp_principal_pb2.MSPRole()
+    role.ParseFromString(principal.principal)
+    return f"'{role.msp_identifier}.{_NAME_BY_ROLE.get(int(role.role), str(role.role))}'"
+
+
+def format_signature_policy(envelope: Any) -> str:
+    """Render a ``SignaturePolicyEnvelope`` back into the expression language."""
+
+    def render(rule: Any) -> str:
+        if rule.WhichOneof("Type") == "signed_by":
+            return _format_principal(envelope.identities[rule.signed_by])
+        rules = ", ".join(render(r) for r in rule.n_out_of.rules)
+        return f"OutOf({rule.n_out_of.n}, {rules})"
+
+    return render(envelope.rule)
+
+
+# --- evaluation ---------------------------------------------------------------
+
+
+class Policy(ABC):
+    """A policy that a set of signatures does or does not satisfy."""
+
+    @abstractmethod
+    def evaluate_identities(self, identities: Sequence[ValidatedIdentity]) -> None:
+        """Raise :class:`PolicyNotSatisfiedError` unless these (verified) signers satisfy it."""
+
+    @abstractmethod
+    def evaluate_signed_data(
+        self, signed: Sequence[SignedData], *, now: datetime | None = None
+    ) -> None:
+        """Verify the signatures and raise unless the valid signers satisfy the policy."""
+
+
+class SignaturePolicy(Policy):
+    """A ``SignaturePolicyEnvelope`` bound to the MSPs that judge its principals."""
+
+    def __init__(self, envelope: Any, msps: MSPRegistry) -> None:
+        self.envelope = envelope
+        self.msps = msps
+        self._rule = self._compile(envelope.rule)
+
+    @classmethod
+    def from_string(cls, text: str, msps: MSPRegistry) -> SignaturePolicy:
+        """Parse ``text`` (see :func:`parse_signature_policy`) and bind it to ``msps``."""
+        return cls(parse_signature_policy(text), msps)
+
+    def _compile(self, rule: Any) -> Callable[[Sequence[ValidatedIdentity], list[bool]], bool]:
+        which = rule.WhichOneof("Type")
+        if which == "signed_by":
+            index = int(rule.signed_by)
+            if not 0 <= index < len(self.envelope.identities):
+                raise ConfigError(f"signature policy refers to missing identity {index}")
+            principal = self.envelope.identities[index]
+
+            def signed_by(identities: Sequence[ValidatedIdentity], used: list[bool]) -> bool:
+                for i, identity in enumerate(identities):
+                    if used[i]:
+                        continue
+                    try:
+                        self.msps.satisfies_principal(identity, principal)
+                    except MSPError:
+                        continue
+                    used[i] = True
+                    return True
+                return False
+
+            return signed_by
+        if which == "n_out_of":
+            threshold = int(rule.n_out_of.n)
+            subs = [self._compile(r) for r in rule.n_out_of.rules]
+
+            def n_out_of(identities: Sequence[ValidatedIdentity], used: list[bool]) -> bool:
+                verified = 0
+                for sub in subs:
+                    trial = list(used)
+                    if sub(identities, trial):
+                        verified += 1
+                        used[:] = trial
+                return verified >= threshold
+
+            return n_out_of
+        raise ConfigError("signature policy rule is neither signed_by nor n_out_of")
+
+    def evaluate_identities(self, identities: Sequence[ValidatedIdentity]) -> None:
+        if not self._rule(identities, [False] * len(identities)):
+            signers = ", ".join(f"{i.msp_id}:{i.common_name}" for i in identities) or "none"
+            raise PolicyNotSatisfiedError(
+                f"signature policy {format_signature_policy(self.envelope)} is not satisfied "
+                f"by the valid signers ({signers})"
+            )
+
+    def evaluate_signed_data(
+        self, signed: Sequence[SignedData], *, now: datetime | None = None
+    ) -> None:
+        self.evaluate_identities(self.msps.valid_identities(signed, now=now))
+
+
+def evaluate(
+    envelope: Any, signed: Sequence[SignedData], msps: MSPRegistry, *, now: datetime | None = None
+) -> None:
+    """Evaluate a ``SignaturePolicyEnvelope`` over signatures; raise unless satisfied."""
+    SignaturePolicy(envelope, msps).evaluate_signed_data(signed, now=now)
+
+
+class RejectPolicy(Policy):
+    """What Fabric substitutes for a policy that does not exist: never satisfied."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def evaluate_identities(self, identities: Sequence[ValidatedIdentity]) -> None:
+        raise PolicyNotSatisfiedError(f"policy {self.path} does not exist")
+
+    def evaluate_signed_data(
+        self, signed: Sequence[SignedData], *, now: datetime | None = None
+    ) -> None:
+        raise PolicyNotSatisfiedError(f"policy {self.path} does not exist")
+
+
+class ImplicitMetaPolicy(Policy):
+    """``ANY``, ``ALL`` or ``MAJORITY`` of the same-named policy in each child group."""
+
+    def __init__(self, path: str, rule: int, sub_policies: Sequence[Policy], msps: MSPRegistry):
+        self.path = path
+        self.rule = rule
+        self.sub_policies = list(sub_policies)
+        self.msps = msps
+        count = len(self.sub_policies)
+        if rule == int(_Meta.ANY):
+            self.threshold = 1
+        elif rule == int(_Meta.ALL):
+            self.threshold = count
+        elif rule == int(_Meta.MAJORITY):
+            self.threshold = count // 2 + 1
+        else:
+            raise ConfigError(f"{path}: unknown implicit-meta rule {rule}")
+        if count == 0:
+            self.threshold = 0
+
+    def evaluate_identities(self, identities: Sequence[ValidatedIdentity]) -> None:
+        satisfied = 0
+        for sub in self.sub_policies:
+            try:
+                sub.evaluate_identities(identities)
+            except PolicyNotSatisfiedError:
+                continue
+            satisfied += 1
+            if satisfied >= self.threshold:
+                return
+        if satisfied >= self.threshold:
+            return
+        rule = _Meta.Rule.Name(self.rule)
+        raise PolicyNotSatisfiedError(
+            f"implicit-meta policy {self.path} ({rule}) needs {self.threshold} of "
+            f"{len(self.sub_policies)} sub-policies, {satisfied} satisfied"
+        )
+
+    def evaluate_signed_data(
+        self, signed: Sequence[SignedData], *, now: datetime | None = None
+    ) -> None:
+        self.evaluate_identities(self.msps.valid_identities(signed, now=now))
+
+
+def _msp_id(msp_value: bytes) -> str:
+    config = msp_config_pb2.MSPConfig()
+    fabric = msp_config_pb2.FabricMSPConfig()
+    try:
+        config.ParseFromString(msp_value)
+        fabric.ParseFromString(config.config)
+    except DecodeError as exc:
+        raise ConfigError("unreadable MSP value in channel config") from exc
+    return str(fabric.name)
+
+
+class PolicyManager:
+    """Every policy of a channel config, by path (``/Channel/Orderer/BlockValidation``)."""
+
+    def __init__(self, config: Any, msps: MSPRegistry) -> None:
+        self.msps = msps
+        self.policies: dict[str, Policy] = {}
+        self._build("/Channel", config.channel_group)
+        self._orgs: dict[str, str] = {}
+        application = config.channel_group.groups.get("Application")
+        for name, group in application.groups.items() if application is not None else ():
+            if "MSP" in group.values:
+                self._orgs[_msp_id(group.values["MSP"].value)] = name
+
+    def application_org(self, msp_id: str) -> str | None:
+        """The Application org group whose MSP has ID ``msp_id``."""
+        return self._orgs.get(msp_id)
+
+    def _build(self, path: str, group: Any) -> dict[str, Policy]:
+        children = {name: self._build(f"{path}/{name}", g) for name, g in group.groups.items()}
+        own: dict[str, Policy] = {}
+        for name, config_policy in group.policies.items():
+            policy_path = f"{path}/{name}"
+            own[name] = self._policy(policy_path, config_policy.policy, children)
+            self.policies[policy_path] = own[name]
+        return own
+
+    def _policy(self, path: str, policy: Any, children: dict[str, dict[str, Policy]]) -> Policy:
+        kind = int(policy.type)
+        if kind == SIGNATURE_POLICY:
+            envelope = policies_pb2.SignaturePolicyEnvelope()
+            try:
+                envelope.ParseFromString(policy.value)
+            except DecodeError as exc:
+                raise ConfigError(f"{path}: unreadable signature policy") from exc
+            return SignaturePolicy(envelope, self.msps)
+        if kind == IMPLICIT_META_POLICY:
+            meta = policies_pb2.ImplicitMetaPolicy()
+            try:
+                meta.ParseFromString(policy.value)
+            except DecodeError as exc:
+                raise ConfigError(f"{path}: unreadable implicit-meta policy") from exc
+            subs = [
+                child.get(meta.sub_policy) or RejectPolicy(f"{path}/{name}/{meta.sub_policy}")
+                for name, child in sorted(children.items())
+            ]
+            return ImplicitMetaPolicy(path, int(meta.rule), subs, self.msps)
+        raise ConfigError(f"{path}: unsupported policy type {kind}")
+
+    def get(self, path: str) -> Policy:
+        """The policy at an absolute path; raises :class:`ConfigError` if there is none."""
+        policy = self.policies.get(path)
+        if policy is None:
+            raise ConfigError(f"channel config has no policy {path}")
+        return policy
+
+    def from_application_policy(self, data: bytes) -> Policy:
+        """Resolve a serialized ``peer.ApplicationPolicy`` (a chaincode's endorsement policy)."""
+        application: Any = policy_pb2.ApplicationPolicy()
+        try:
+            application.ParseFromString(data)
+        except DecodeError as exc:
+            raise ConfigError("unreadable ApplicationPolicy") from exc
+        which = application.WhichOneof("Type")
+        if which == "signature_policy":
+            return SignaturePolicy(application.signature_policy, self.msps)
+        if which == "channel_config_policy_reference":
+            return self.get(str(application.channel_config_policy_reference))
+        raise ConfigError("ApplicationPolicy names no policy")
+
+
+# --- endorsement policies of chaincodes ----------------------------------------
+
+
+class EndorsementPolicies:
+    """Which policy endorsements must satisfy, per namespace and collection.
+
+    Subclass or replace the callables. ``namespace`` returns ``None`` for a
+    chaincode that is not defined (the transaction gets ``INVALID_CHAINCODE``);
+    ``collection`` returns ``None`` when the collection has no policy of its
+    own (the chaincode's applies).
+    """
+
+    def __init__(
+        self,
+        namespace: Callable[[str], Policy | None],
+        collection: Callable[[str, str], Policy | None] | None = None,
+    ) -> None:
+        self._namespace = namespace
+        self._collection = collection
+
+    def namespace(self, name: str) -> Policy | None:
+        """The chaincode endorsement policy of namespace ``name``."""
+        return self._namespace(name)
+
+    def collection(self, namespace: str, collection: str) -> Policy | None:
+        """The collection-level endorsement policy, if the collection has one."""
+        return self._collection(namespace, collection) if self._collection else None
+
+
+#: The lifecycle system chaincode's namespace and its implicit-collection prefix.
+LIFECYCLE_NAMESPACE = "_lifecycle"
+IMPLICIT_COLLECTION_PREFIX = "_implicit_org_"
+
+
+class LifecyclePolicies(EndorsementPolicies):
+    """Endorsement policies as Fabric 2.x's ``_lifecycle`` defines them.
+
+    ``_lifecycle`` itself is governed by ``/Channel/Application/LifecycleEndorsement``;
+    an org's implicit collection ``_implicit_org_<MSPID>`` by that org's
+    ``Endorsement`` policy; any other chaincode by the ``ValidationInfo`` of its
+    committed definition, read from ``_lifecycle`` state through
+    ``state_value(namespace, key)``; a collection with an endorsement policy in
+    the definition's collection config by that policy.
+    """
+
+    def __init__(
+        self, policies: PolicyManager, state_value: Callable[[str, str], bytes | None]
+    ) -> None:
+        super().__init__(self._namespace_policy, self._collection_policy)
+        self.policies = policies
+        self.state_value = state_value
+
+    def _field(self, chaincode: str, field: str) -> bytes | None:
+        raw = self.state_value(LIFECYCLE_NAMESPACE, f"namespaces/fields/{chaincode}/{field}")
+        if raw is None:
+            return None
+        data = lifecycle_db_pb2.StateData()
+        try:
+            data.ParseFromString(raw)
+        except DecodeError as exc:
+            raise ConfigError(f"unreadable _lifecycle field {field} of {chaincode}") from exc
+        return bytes(data.Bytes)
+
+    def _namespace_policy(self, namespace: str) -> Policy | None:
+        if namespace == LIFECYCLE_NAMESPACE:
+            return self.policies.get("/Channel/Application/LifecycleEndorsement")
+        raw = self._field(namespace, "ValidationInfo")
+        if raw is None:
+            return None
+        info = definition_pb2.ChaincodeValidationInfo()
+        try:
+            info.ParseFromString(raw)
+        except DecodeError as exc:
+            raise ConfigError(f"unreadable ValidationInfo of {namespace}") from exc
+        if info.validation_plugin != "vscc":
+            raise ConfigError(
+                f"chaincode {namespace} uses validation plugin {info.validation_plugin!r}; "
+                "only the default 'vscc' is supported"
+            )
+        return self.policies.from_application_policy(bytes(info.validation_parameter))
+
+    def _collection_policy(self, namespace: str, collection: str) -> Policy | None:
+        if collection.startswith(IMPLICIT_COLLECTION_PREFIX):
+            msp_id = collection[len(IMPLICIT_COLLECTION_PREFIX) :]
+            org = self.policies.application_org(msp_id)
+            if org is None:
+                return RejectPolicy(f"implicit collection of unknown MSP {msp_id}")
+            return self.policies.get(f"/Channel/Application/{org}/Endorsement")
+        raw = self._field(namespace, "Collections")
+        if not raw:
+            return None
+        package = collection_pb2.CollectionConfigPackage()
+        try:
+            package.ParseFromString(raw)
+        except DecodeError as exc:
+            raise ConfigError(f"unreadable collection config of {namespace}") from exc
+        for config in package.config:
+            static = config.static_collection_config
+            if static.name == collection and static.HasField("endorsement_policy"):
+                data = static.endorsement_policy.SerializeToString()
+                return self.policies.from_application_policy(data)
+        return None
