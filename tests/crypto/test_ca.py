@@ -22,9 +22,10 @@ from crypto.certificates import (
     validate_certificate,
 )
 from crypto.errors import CertificateError, KeyFileError
+from tests.fabric_fixtures import FABRIC_FIXTURES
 
 NOW = datetime(2026, 11, 29, 9, 30, 15, tzinfo=UTC)
-FIXTURES = Path("/work/shared/fabric-fixtures/msp")
+FIXTURES = FABRIC_FIXTURES / "msp"
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -24,9 +23,10 @@ from crypto.certificates import (
 from crypto.errors import AccessLedgerError, CertificateError, CryptoError
 from crypto.identity import Identity, IdentityKind, kind_of, officer_attributes
 from crypto.signing import verify
+from tests.fabric_fixtures import FABRIC_FIXTURES
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
-FIXTURES = Path("/work/shared/fabric-fixtures/msp/peerOrganizations/org1.example.com")
+FIXTURES = FABRIC_FIXTURES / "msp" / "peerOrganizations" / "org1.example.com"
 
 
 @pytest.fixture(scope="module")

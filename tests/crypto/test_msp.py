@@ -19,9 +19,10 @@ from crypto.msp import (
     write_local_msp,
     write_org_msp,
 )
+from tests.fabric_fixtures import FABRIC_FIXTURES
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
-FABRIC_ORG1 = Path("/work/shared/fabric-fixtures/msp/peerOrganizations/org1.example.com")
+FABRIC_ORG1 = FABRIC_FIXTURES / "msp" / "peerOrganizations" / "org1.example.com"
 
 EXPECTED_CONFIG = {
     "NodeOUs": {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pytest
 from fabric_protos.common import common_pb2
@@ -26,9 +25,10 @@ from network.engine.proposal import (
     create_transaction,
 )
 from network.fabric.transactions import parse_envelope
+from tests.fabric_fixtures import FABRIC_FIXTURES
 from tests.network.engine.samples.harness import CHANNEL, NOW, make_identity
 
-FIXTURES = Path("/work/shared/fabric-fixtures")
+FIXTURES = FABRIC_FIXTURES
 
 
 def _proposal(**overrides: object) -> Proposal:

@@ -18,9 +18,10 @@ from network.engine.statedb import (
     Version,
 )
 from network.fabric.blocks import block_header_hash, new_block, parse_block
+from tests.fabric_fixtures import FABRIC_FIXTURES
 from tests.network.engine.samples.harness import commit
 
-FIXTURES = Path("/work/shared/fabric-fixtures")
+FIXTURES = FABRIC_FIXTURES
 MVCC_READ_CONFLICT = 11
 
 

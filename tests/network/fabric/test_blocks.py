@@ -19,8 +19,9 @@ from crypto.errors import VerificationError
 from crypto.signing import signer_for, verify
 from network.fabric import blocks
 from network.fabric.errors import BlockFormatError, BlockIntegrityError
+from tests.fabric_fixtures import FABRIC_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fabric-fixtures"
+FIXTURES = FABRIC_FIXTURES
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())
 
 

@@ -34,8 +34,9 @@ from network.fabric.msp import MSPRegistry
 from network.fabric.policy import PolicyManager
 from network.fabric.transactions import SignedData
 from network.topology import BatchSettings, Topology, TopologyError
+from tests.fabric_fixtures import FABRIC_FIXTURES
 
-FIXTURES = Path("/work/shared/fabric-fixtures")
+FIXTURES = FABRIC_FIXTURES
 NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
 ROLE = msp_principal_pb2.MSPRole
 

@@ -11,7 +11,6 @@ ENDORSEMENT_POLICY_FAILURE), the peer's commit hashes and the final state.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,8 +39,9 @@ from network.fabric.validator import (
     validate_block,
     verify_block_signatures,
 )
+from tests.fabric_fixtures import FABRIC_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fabric-fixtures"
+FIXTURES = FABRIC_FIXTURES
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())
 
 

@@ -15,9 +15,10 @@ from network.fabric.errors import ConfigError, MSPError
 from network.fabric.msp import MSP, MSPRegistry
 from network.fabric.policy import role_principal
 from network.fabric.validator import ChannelConfig
+from tests.fabric_fixtures import FABRIC_FIXTURES
 from tests.network.fabric.test_support import NOW, Network, Org, channel_config, pem
 
-FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fabric-fixtures"
+FIXTURES = FABRIC_FIXTURES
 MSP_DIR = FIXTURES / "msp"
 
 

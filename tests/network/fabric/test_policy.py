@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,9 +20,10 @@ from network.fabric.policy import (
 )
 from network.fabric.transactions import SignedData
 from network.fabric.validator import ChannelConfig
+from tests.fabric_fixtures import FABRIC_FIXTURES
 from tests.network.fabric.test_support import Network, genesis
 
-FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fabric-fixtures"
+FIXTURES = FABRIC_FIXTURES
 
 
 @pytest.fixture(scope="module")

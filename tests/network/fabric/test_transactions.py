@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +15,9 @@ from fabric_protos.peer import transaction_pb2
 from network.fabric import blocks
 from network.fabric import transactions as tx
 from network.fabric.errors import TransactionFormatError
+from tests.fabric_fixtures import FABRIC_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fabric-fixtures"
+FIXTURES = FABRIC_FIXTURES
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())
 BLOCKS = list(blocks.read_block_stream(FIXTURES / "ledger.bin"))
 CASES = [
