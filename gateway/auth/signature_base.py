@@ -1,0 +1,89 @@
+"""The RFC 9421 signature base: the exact bytes an HTTP message signature signs.
+
+Section 2.5 of RFC 9421, for the covered components of one signature (an
+Inner List from ``Signature-Input`` with its parameters)::
+
+    "<component identifier>": <component value> LF      one line per component, in order
+    "@signature-params": <the Inner List, serialised>   last line, no trailing LF
+
+Component identifiers are the component names serialised as sf-strings
+(quoted); the last line's value is the strict structured-field serialisation
+of the Inner List *as parsed*, so a verifier rebuilds byte-for-byte what the
+signer signed whatever whitespace the header had. Component parameters
+(``;sf``, ``;key``, ``;bs``, ``;req``, ``;name``, ``;tr``) are not supported
+and are refused, as is a component listed twice (section 2.5 requires both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from http_sfv.dictionary import Dictionary
+from http_sfv.item import InnerList, Item
+
+from gateway.auth.errors import SignatureInvalidError
+from gateway.auth.message import HttpRequest, component_value
+
+#: Values a signature metadata parameter may take (sf-integer or sf-string).
+ParamValue = int | str
+
+
+def covered_components(inner: InnerList) -> tuple[str, ...]:
+    """The component names of a signature's Inner List, checked (strings, no params, unique)."""
+    names: list[str] = []
+    for item in inner:
+        value = getattr(item, "value", None)
+        # sf-strings only: http_sfv parses tokens into a str subclass, so compare types exactly.
+        if type(value) is not str:
+            raise SignatureInvalidError("covered components must be quoted strings")
+        if getattr(item, "params", None):
+            raise SignatureInvalidError(
+                f"component parameters are not supported (on {value!r}); cover plain components"
+            )
+        if value in names:
+            raise SignatureInvalidError(f"component {value!r} is covered twice")
+        names.append(value)
+    return tuple(names)
+
+
+def signature_params(components: Sequence[str], params: Mapping[str, ParamValue]) -> str:
+    """Serialise covered ``components`` and metadata ``params`` as an Inner List.
+
+    This is both the ``@signature-params`` value and the member value of the
+    ``Signature-Input`` field.
+    """
+    inner = InnerList(list(components))
+    for key, value in params.items():
+        inner.params[key] = value
+    return serialise_inner_list(inner)
+
+
+def serialise_inner_list(inner: InnerList) -> str:
+    """The strict structured-field serialisation of ``inner`` (the ``@signature-params`` value)."""
+    try:
+        return str(inner)
+    except ValueError as exc:
+        raise SignatureInvalidError(f"signature parameters cannot be serialised: {exc}") from None
+
+
+def signature_base(request: HttpRequest, inner: InnerList) -> bytes:
+    """The signature base of ``request`` for the signature described by ``inner``."""
+    lines = []
+    for name in covered_components(inner):
+        identifier = str(Item(name))  # the name as an sf-string: "name"
+        lines.append(f"{identifier}: {component_value(request, name)}")
+    lines.append(f'"@signature-params": {serialise_inner_list(inner)}')
+    return "\n".join(lines).encode("ascii")
+
+
+def parse_inner_list(value: str) -> InnerList:
+    """Parse a serialised Inner List (``("@method" ...);created=...``)."""
+    field = Dictionary()
+    try:
+        field.parse(f"s={value}".encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        raise SignatureInvalidError(f"{value!r} is not a structured-field inner list") from None
+    inner = field["s"]
+    if not isinstance(inner, InnerList):
+        raise SignatureInvalidError(f"{value!r} is not a structured-field inner list")
+    return inner

@@ -1,0 +1,464 @@
+"""Storage functions of a department's off-chain store.
+
+Every function takes the SQLModel ``session`` and keyword-only arguments, does
+one unit of work and commits it (the full-stack-fastapi-template ``crud``
+style), so an endpoint composes them without managing transactions. Reads
+return frozen dataclasses, never live ORM rows, so nothing a caller holds can
+write back to the database by accident.
+
+Rules the functions enforce, whichever database is underneath:
+
+* a ciphertext is stored under its own SHA-256 and nothing else; a blob
+  offered under another address is refused, and a stored blob is re-hashed
+  on every read (an altered row is reported, never served);
+* storing the same ciphertext twice is a no-op, so retries are safe;
+* only *sealed* tier keys (the :mod:`crypto.envelope` sealed-key format) are
+  accepted, each pointing at a ciphertext already in the store;
+* erasure destroys a record's tier keys and the ciphertexts only it uses and
+  leaves a tombstone; afterwards every read of that record, and any attempt
+  to store its ciphertext again, fails with ``record_erased``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from crypto.envelope import FORMAT_VERSION, SEALED_KEY_SIZE, TIERS, content_address
+from gateway.store.errors import (
+    BlobCorruptedError,
+    BlobHashMismatchError,
+    BlobNotFoundError,
+    InvalidAddressError,
+    InvalidTierKeyError,
+    RecordErasedError,
+    RecordNotFoundError,
+    StoreError,
+    TierKeyConflictError,
+    TierKeyNotFoundError,
+)
+from gateway.store.models import (
+    MAX_ACTOR_LENGTH,
+    MAX_RECORD_ID_LENGTH,
+    ErasedBlob,
+    SealedTierKey,
+    StoredBlob,
+    Tombstone,
+)
+
+_ADDRESS = re.compile(r"[0-9a-f]{64}")
+# Blobs are re-hashed in pages of this many rows so a full check never holds
+# the whole store in memory.
+_VERIFY_PAGE = 64
+
+
+@dataclass(frozen=True)
+class TierKeyEntry:
+    """A sealed tier key as stored: which record, version and tier it opens, and where."""
+
+    record_id: str
+    version: int
+    tier: str
+    sealed_key: bytes = field(repr=False)
+    address: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """The tombstone of an erased record."""
+
+    record_id: str
+    erased_at: datetime
+    erased_by: str
+    tier_keys_destroyed: int
+    blobs_destroyed: int
+
+
+def check_address(address: object) -> str:
+    """Return ``address`` if it is a lowercase hex SHA-256; raise ``invalid_address``."""
+    if not isinstance(address, str) or not _ADDRESS.fullmatch(address):
+        raise InvalidAddressError(
+            f"{address!r} is not a content address (64 lowercase hex characters of SHA-256)"
+        )
+    return address
+
+
+def _check_record_id(record_id: object) -> str:
+    if not isinstance(record_id, str) or not record_id or len(record_id) > MAX_RECORD_ID_LENGTH:
+        raise StoreError(
+            f"record id must be a non-empty string of at most {MAX_RECORD_ID_LENGTH} characters",
+            code="invalid_record_id",
+        )
+    return record_id
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands timezone-aware columns back naive; they were written in UTC.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _tombstone(session: Session, record_id: str) -> Tombstone | None:
+    return session.get(Tombstone, record_id, populate_existing=True)
+
+
+def _refuse_if_erased(session: Session, record_id: str) -> None:
+    stone = _tombstone(session, record_id)
+    if stone is not None:
+        raise RecordErasedError(record_id, erased_at=_utc(stone.erased_at))
+
+
+def _same_bytes(a: bytes, b: bytes) -> bool:
+    return hmac.compare_digest(a, b)
+
+
+# --------------------------------------------------------------------------- blobs
+
+
+def put_blob(*, session: Session, data: bytes, address: str | None = None) -> str:
+    """Store a ciphertext under its SHA-256 and return that address.
+
+    ``address``, when given, is what the caller believes the address is (for
+    example the hash a ledger record names); a blob that hashes to anything
+    else is refused with ``blob_hash_mismatch``. Storing a blob that is
+    already there is a no-op; storing the ciphertext of an erased record is
+    refused with ``record_erased``.
+    """
+    if not isinstance(data, bytes):
+        raise TypeError("blob data must be bytes")
+    actual = content_address(data)
+    if address is not None and check_address(address) != actual:
+        raise BlobHashMismatchError(expected=address, actual=actual)
+    erased = session.get(ErasedBlob, actual, populate_existing=True)
+    if erased is not None:
+        raise RecordErasedError(erased.record_id)
+    if _existing_blob_matches(session, actual, data):
+        return actual
+    session.add(StoredBlob(address=actual, data=data, size=len(data)))
+    try:
+        session.commit()
+    except IntegrityError:
+        # A concurrent writer stored the same address first: fine if it is our blob.
+        session.rollback()
+        if not _existing_blob_matches(session, actual, data):
+            raise  # pragma: no cover - the row vanished again between commit and read
+    return actual
+
+
+def _existing_blob_matches(session: Session, address: str, data: bytes) -> bool:
+    existing = session.get(StoredBlob, address, populate_existing=True)
+    if existing is None:
+        return False
+    if not _same_bytes(existing.data, data):
+        # Same address, different bytes: the stored copy was altered (SHA-256 holds).
+        raise BlobCorruptedError([address])
+    return True
+
+
+def get_blob(*, session: Session, address: str) -> bytes:
+    """Return the ciphertext stored under ``address``, after re-hashing it.
+
+    Raises ``blob_not_found``, ``record_erased`` (the blob was destroyed with
+    its record) or ``blob_corrupted`` (the stored bytes no longer hash to
+    ``address``).
+    """
+    check_address(address)
+    blob = session.get(StoredBlob, address, populate_existing=True)
+    if blob is None:
+        erased = session.get(ErasedBlob, address, populate_existing=True)
+        if erased is not None:
+            stone = _tombstone(session, erased.record_id)
+            raise RecordErasedError(
+                erased.record_id, erased_at=_utc(stone.erased_at) if stone else None
+            )
+        raise BlobNotFoundError(address)
+    data = bytes(blob.data)
+    if hashlib.sha256(data).hexdigest() != address:
+        raise BlobCorruptedError([address])
+    return data
+
+
+def verify_blob(*, session: Session, address: str) -> None:
+    """Re-hash the blob stored under ``address``; raise ``blob_corrupted`` if it was altered."""
+    get_blob(session=session, address=address)
+
+
+def verify_blobs(*, session: Session) -> int:
+    """Re-hash every stored blob; return how many were checked.
+
+    Raises :class:`~gateway.store.errors.BlobCorruptedError` naming *every*
+    altered address (not just the first), so an operator sees the full damage.
+    """
+    corrupted: list[str] = []
+    checked = 0
+    after = ""
+    while True:
+        page = session.exec(
+            select(StoredBlob.address, StoredBlob.data)
+            .where(col(StoredBlob.address) > after)
+            .order_by(col(StoredBlob.address))
+            .limit(_VERIFY_PAGE)
+        ).all()
+        if not page:
+            break
+        for address, data in page:
+            checked += 1
+            if hashlib.sha256(bytes(data)).hexdigest() != address:
+                corrupted.append(address)
+        after = page[-1][0]
+    if corrupted:
+        raise BlobCorruptedError(corrupted)
+    return checked
+
+
+def list_addresses(*, session: Session, record_id: str | None = None) -> list[str]:
+    """Sorted addresses of every stored blob, or of the blobs one record's tier keys point at."""
+    if record_id is None:
+        return list(
+            session.exec(select(StoredBlob.address).order_by(col(StoredBlob.address))).all()
+        )
+    _check_record_id(record_id)
+    statement = (
+        select(SealedTierKey.address)
+        .where(SealedTierKey.record_id == record_id)
+        .distinct()
+        .order_by(col(SealedTierKey.address))
+    )
+    return list(session.exec(statement).all())
+
+
+# ----------------------------------------------------------------------- tier keys
+
+
+def _check_tier_key_input(
+    record_id: str, version: int, tier: str, sealed_key: bytes, size: int
+) -> None:
+    _check_record_id(record_id)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidTierKeyError(f"version must be a positive integer, got {version!r}")
+    if tier not in TIERS:
+        raise InvalidTierKeyError(f"tier must be one of {', '.join(TIERS)}, got {tier!r}")
+    if (
+        not isinstance(sealed_key, bytes)
+        or len(sealed_key) != SEALED_KEY_SIZE
+        or sealed_key[0] != FORMAT_VERSION
+    ):
+        # Also what stops a raw (unsealed) 32-byte tier key from ever being stored.
+        raise InvalidTierKeyError(
+            f"sealed key must be a format-{FORMAT_VERSION} sealed tier key of "
+            f"{SEALED_KEY_SIZE} bytes; the store never holds unsealed keys"
+        )
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise InvalidTierKeyError(f"size must be a non-negative integer, got {size!r}")
+
+
+def _entry(row: SealedTierKey) -> TierKeyEntry:
+    return TierKeyEntry(
+        record_id=row.record_id,
+        version=row.version,
+        tier=row.tier,
+        sealed_key=bytes(row.sealed_key),
+        address=row.address,
+        size=row.size,
+    )
+
+
+def put_tier_key(
+    *,
+    session: Session,
+    record_id: str,
+    version: int,
+    tier: str,
+    sealed_key: bytes,
+    address: str,
+    size: int,
+) -> TierKeyEntry:
+    """Store a custodian-sealed tier key for one record version and tier.
+
+    The ciphertext it opens must already be stored under ``address`` with
+    exactly ``size`` bytes. Repeating an identical put is a no-op; a different
+    key or address for the same ``(record_id, version, tier)`` raises
+    ``tier_key_conflict`` (versions are immutable: amend with a new version).
+    """
+    _check_tier_key_input(record_id, version, tier, sealed_key, size)
+    check_address(address)
+    _refuse_if_erased(session, record_id)
+    blob = session.get(StoredBlob, address, populate_existing=True)
+    if blob is None:
+        raise BlobNotFoundError(address)
+    if blob.size != size:
+        raise InvalidTierKeyError(
+            f"ciphertext {address} is {blob.size} bytes, not the {size} the tier key claims"
+        )
+    wanted = TierKeyEntry(record_id, version, tier, sealed_key, address, size)
+    existing = _existing_key(session, record_id, version, tier)
+    if existing is not None:
+        return _same_entry_or_conflict(existing, wanted)
+    session.add(
+        SealedTierKey(
+            record_id=record_id,
+            version=version,
+            tier=tier,
+            sealed_key=sealed_key,
+            address=address,
+            size=size,
+        )
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        existing = _existing_key(session, record_id, version, tier)
+        if existing is None:  # pragma: no cover - the row vanished again
+            raise
+        return _same_entry_or_conflict(existing, wanted)
+    return wanted
+
+
+def _existing_key(session: Session, record_id: str, version: int, tier: str) -> TierKeyEntry | None:
+    row = session.get(SealedTierKey, (record_id, version, tier), populate_existing=True)
+    return None if row is None else _entry(row)
+
+
+def _same_entry_or_conflict(existing: TierKeyEntry, wanted: TierKeyEntry) -> TierKeyEntry:
+    if (
+        existing.address == wanted.address
+        and existing.size == wanted.size
+        and _same_bytes(existing.sealed_key, wanted.sealed_key)
+    ):
+        return existing
+    raise TierKeyConflictError(
+        f"record {wanted.record_id} version {wanted.version} tier {wanted.tier} already has "
+        "a different sealed key or ciphertext; amend the record with a new version instead"
+    )
+
+
+def get_tier_key(*, session: Session, record_id: str, version: int, tier: str) -> TierKeyEntry:
+    """The sealed tier key of one record version and tier.
+
+    Raises ``record_erased`` after erasure and ``tier_key_not_found`` when the
+    store never held that key.
+    """
+    _check_record_id(record_id)
+    _refuse_if_erased(session, record_id)
+    entry = _existing_key(session, record_id, version, tier)
+    if entry is None:
+        raise TierKeyNotFoundError(
+            f"no sealed key for record {record_id} version {version} tier {tier}"
+        )
+    return entry
+
+
+def list_tier_keys(
+    *, session: Session, record_id: str, version: int | None = None
+) -> list[TierKeyEntry]:
+    """Sealed tier keys of a record (one version, or all), by version then tier."""
+    _check_record_id(record_id)
+    _refuse_if_erased(session, record_id)
+    statement = select(SealedTierKey).where(SealedTierKey.record_id == record_id)
+    if version is not None:
+        statement = statement.where(SealedTierKey.version == version)
+    rows = session.exec(
+        statement.order_by(col(SealedTierKey.version), col(SealedTierKey.tier))
+    ).all()
+    return [_entry(row) for row in rows]
+
+
+# ------------------------------------------------------------------------- erasure
+
+
+def get_erasure(*, session: Session, record_id: str) -> Erasure | None:
+    """The tombstone of ``record_id``, or ``None`` if it was never erased."""
+    _check_record_id(record_id)
+    stone = _tombstone(session, record_id)
+    return None if stone is None else _erasure(stone)
+
+
+def _erasure(stone: Tombstone) -> Erasure:
+    return Erasure(
+        record_id=stone.record_id,
+        erased_at=_utc(stone.erased_at),
+        erased_by=stone.erased_by,
+        tier_keys_destroyed=stone.tier_keys_destroyed,
+        blobs_destroyed=stone.blobs_destroyed,
+    )
+
+
+def erase_record(*, session: Session, record_id: str, erased_by: str, now: datetime) -> Erasure:
+    """Crypto-shred a record: destroy every version's tier keys and ciphertexts.
+
+    A ciphertext another (live) record also points at is kept for that record.
+    Everything happens in one transaction and leaves a tombstone naming
+    ``erased_by`` and ``now``. Erasing an erased record returns the existing
+    tombstone (so a retried request is harmless); erasing a record the store
+    never held raises ``record_not_found``. The ledger keeps the record's
+    hashes and access history: accountability outlives the payload.
+    """
+    _check_record_id(record_id)
+    if not isinstance(erased_by, str) or not erased_by or len(erased_by) > MAX_ACTOR_LENGTH:
+        raise StoreError("erased_by must name who erased the record", code="invalid_actor")
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    existing = _tombstone(session, record_id)
+    if existing is not None:
+        return _erasure(existing)
+    keys = session.exec(select(SealedTierKey).where(SealedTierKey.record_id == record_id)).all()
+    if not keys:
+        raise RecordNotFoundError(f"the store holds no tier keys for record {record_id}")
+    addresses = sorted({key.address for key in keys})
+    shared = set(
+        session.exec(
+            select(SealedTierKey.address).where(
+                col(SealedTierKey.address).in_(addresses), SealedTierKey.record_id != record_id
+            )
+        ).all()
+    )
+    doomed = [address for address in addresses if address not in shared]
+    session.exec(delete(SealedTierKey).where(col(SealedTierKey.record_id) == record_id))
+    if doomed:
+        session.exec(delete(StoredBlob).where(col(StoredBlob.address).in_(doomed)))
+        for address in doomed:
+            session.merge(ErasedBlob(address=address, record_id=record_id))
+    stone = Tombstone(
+        record_id=record_id,
+        erased_at=now.astimezone(UTC),
+        erased_by=erased_by,
+        tier_keys_destroyed=len(keys),
+        blobs_destroyed=len(doomed),
+    )
+    session.add(stone)
+    try:
+        session.commit()
+    except IntegrityError:
+        # A concurrent erasure of the same record won; report its tombstone.
+        session.rollback()
+        winner = _tombstone(session, record_id)
+        if winner is None:  # pragma: no cover - nothing to report
+            raise
+        return _erasure(winner)
+    erasure = _erasure(stone)
+    _flush_sqlite_wal(session)
+    return erasure
+
+
+def _flush_sqlite_wal(session: Session) -> None:
+    """Push an erasure out of SQLite's write-ahead log.
+
+    With ``secure_delete`` on, SQLite zeroes the deleted rows in the pages it
+    writes, but the WAL still holds the frames written *before* the erasure,
+    payload bytes included. A ``TRUNCATE`` checkpoint copies the zeroed pages
+    into the database file and empties the log. It is best effort: a reader
+    holding an old snapshot at that instant keeps the log alive until the next
+    checkpoint (SQLite's automatic one, at the latest).
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    session.connection().exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    session.commit()
