@@ -87,18 +87,21 @@ ORDERER_IDENTITY = "orderer0.orderer"
 
 #: Demo officers: (name, org, role, region, clearance).
 _OFFICERS: tuple[tuple[str, str, str, str, int], ...] = (
-    ("officer.publicsecurity.sz1", "PublicSecurity", "residence_officer", SHENZHEN, 2),
-    ("officer.publicsecurity.cd1", "PublicSecurity", "residence_officer", CHENGDU, 2),
-    ("officer.publicsecurity.sz2", "PublicSecurity", "criminal_investigator", SHENZHEN, 3),
-    ("officer.hrss.sz1", "HRSS", "social_insurance_officer", SHENZHEN, 2),
-    ("officer.hrss.cd1", "HRSS", "social_insurance_officer", CHENGDU, 2),
+    # Roles are the ones the default Cedar policy set gives meaning to
+    # (policies.vocabulary.ROLES); a role outside that list is denied by default.
+    ("officer.publicsecurity.sz1", "PublicSecurity", "hukou_officer", SHENZHEN, 2),
+    ("officer.publicsecurity.cd1", "PublicSecurity", "caseworker", CHENGDU, 2),
+    ("officer.publicsecurity.sz2", "PublicSecurity", "investigator", SHENZHEN, 3),
+    ("officer.hrss.sz1", "HRSS", "social_security_officer", SHENZHEN, 2),
+    ("officer.hrss.cd1", "HRSS", "social_security_officer", CHENGDU, 2),
     ("officer.hrss.sz2", "HRSS", "labour_inspector", SHENZHEN, 2),
     ("officer.education.sz1", "Education", "enrolment_officer", SHENZHEN, 1),
     ("officer.education.cd1", "Education", "enrolment_officer", CHENGDU, 1),
-    ("officer.health.sz1", "Health", "medical_settlement_officer", SHENZHEN, 2),
+    ("officer.health.sz1", "Health", "medical_settlement_officer", SHENZHEN, 3),
     ("officer.health.cd1", "Health", "medical_settlement_officer", CHENGDU, 2),
-    ("officer.tax.sz1", "Tax", "tax_officer", SHENZHEN, 2),
-    ("officer.tax.cd1", "Tax", "tax_officer", CHENGDU, 2),
+    ("officer.health.sz2", "Health", "emergency_physician", SHENZHEN, 3),
+    ("officer.tax.sz1", "Tax", "caseworker", SHENZHEN, 2),
+    ("officer.tax.cd1", "Tax", "caseworker", CHENGDU, 2),
 )
 #: Citizens holding a CivilAffairs credential; bound to a pseudonym on the ledger later.
 _CITIZENS = ("citizen.c1", "citizen.c2", "citizen.c3")

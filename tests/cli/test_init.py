@@ -40,7 +40,7 @@ def test_init_creates_a_home_and_summarises_it(runner: CliRunner, tmp_path: Path
     result = runner.invoke(app, ["init", "--home", str(home)])
     assert result.exit_code == 0, result.output
     consortium = Consortium.load(home)
-    assert len(consortium.identities()) == 49
+    assert len(consortium.identities()) == 50
     out = result.stdout
     assert f"Created the demo consortium in {home}" in out
     for org in ("PublicSecurity", "HRSS", "Housing", "Education", "Health", "Tax"):
@@ -48,9 +48,9 @@ def test_init_creates_a_home_and_summarises_it(runner: CliRunner, tmp_path: Path
     assert "CivilAffairsMSP" in out
     assert "AuditMSP" in out
     assert "OrdererMSP" in out
-    for kind, count in [("peer", 8), ("orderer", 1), ("admin", 9), ("officer", 26)]:
+    for kind, count in [("peer", 8), ("orderer", 1), ("admin", 9), ("officer", 27)]:
         assert any(line.split() == [kind, str(count)] for line in out.splitlines())
-    assert any(line.split() == ["total", "49"] for line in out.splitlines())
+    assert any(line.split() == ["total", "50"] for line in out.splitlines())
     assert str(home / "network.yaml") in out
     assert str(home / "consortium.secret") in out
 
@@ -80,7 +80,7 @@ def test_init_force_recreates(runner: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert tree_digest(home) != before
     assert (home / "orgs/Education/ca/ca-cert.pem").read_bytes() != old_ca
-    assert len(Consortium.load(home).identities()) == 49
+    assert len(Consortium.load(home).identities()) == 50
 
 
 def test_home_defaults_to_the_environment_variable(tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_home_defaults_to_the_environment_variable(tmp_path: Path) -> None:
     assert (home / "network.yaml").is_file()
     listed = runner.invoke(app, ["identities", "--json"])
     assert listed.exit_code == 0
-    assert len(json.loads(listed.stdout)) == 49
+    assert len(json.loads(listed.stdout)) == 50
 
 
 def test_home_defaults_to_dot_accessledger(
@@ -135,7 +135,7 @@ def test_identities_table(runner: CliRunner, demo_home: Path) -> None:
         "PublicSecurity",
         "PublicSecurityMSP",
     ]
-    assert "role=criminal_investigator" in rows["officer.publicsecurity.sz2"]
+    assert "role=investigator" in rows["officer.publicsecurity.sz2"]
     assert "region=440300" in rows["officer.publicsecurity.sz2"]
     assert "clearance=3" in rows["officer.publicsecurity.sz2"]
     assert rows["orderer0.orderer"][:4] == ["orderer0.orderer", "orderer", "Orderer", "OrdererMSP"]

@@ -92,6 +92,6 @@ def test_bench_app_is_importable_first() -> None:
         "from cli.main import app\n"
         "groups = [g.name for g in app.registered_groups]\n"
         "assert groups.count('bench') == 1, groups\n"
-        "assert [c.name for c in bench_app.registered_commands] == ['crypto']\n"
+        "assert 'crypto' in [c.name for c in bench_app.registered_commands]\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -107,12 +107,12 @@ def test_officers_have_realistic_roles_in_two_regions(consortium: Consortium) ->
     roles = {(o.org, o.role) for o in officers}
     for expected in [
         ("Education", "enrolment_officer"),
-        ("HRSS", "social_insurance_officer"),
+        ("HRSS", "social_security_officer"),
         ("HRSS", "labour_inspector"),
-        ("PublicSecurity", "residence_officer"),
-        ("PublicSecurity", "criminal_investigator"),
+        ("PublicSecurity", "hukou_officer"),
+        ("PublicSecurity", "investigator"),
         ("Health", "medical_settlement_officer"),
-        ("Tax", "tax_officer"),
+        ("Tax", "caseworker"),
         ("Housing", "registrar"),
         ("CivilAffairs", "registrar"),
     ]:
@@ -197,7 +197,7 @@ def test_private_files_are_0600(demo_home: Path) -> None:
         *demo_home.glob("orgs/*/identities/*/x25519.key"),
         *demo_home.glob("orgs/*/custodian/x25519.key"),
     ]
-    assert len(private) == 9 + 49 + 31 + 8
+    assert len(private) == 9 + 50 + 32 + 8
     assert {stat.S_IMODE(p.stat().st_mode) for p in private} == {0o600}
 
 
@@ -276,7 +276,7 @@ def test_force_replaces_a_home(demo_home: Path, tmp_path: Path, demo_now: dateti
     fresh = create_demo_consortium(home, now=demo_now, force=True)
     assert (home / "orgs/Tax/ca/ca-cert.pem").read_bytes() != before
     assert not (home / "stale-file").exists()
-    assert len(fresh.identities()) == 49
+    assert len(fresh.identities()) == 50
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
 
 
