@@ -1,0 +1,603 @@
+"""The embedded network: one process running Fabric's execute-order-validate flow on SQLite.
+
+:class:`EmbeddedNetwork` wires the pieces together for the home's channel:
+
+* the **store** (:mod:`.statedb`), one SQLite file ``HOME/ledger/<channel>.sqlite``
+  whose hash chain is verified on every open;
+* the **channel configuration**, read from the last config block; on first
+  open the genesis block is built from the home's ``network.yaml`` and MSP
+  folders (:func:`network.fabric.configblock.genesis_block_for_home`) and
+  committed as block 0;
+* one **endorsing peer per organisation**, signing with that organisation's
+  peer identity (:mod:`.endorser`);
+* the **orderer**, signing blocks with the orderer identity and cutting
+  them by the config block's batch settings (:mod:`.orderer`);
+* the **committer**, validating and committing each block on a dedicated
+  worker thread (:mod:`.committer`).
+
+Clients use :class:`~network.engine.gateway.Gateway` (``network.gateway(identity)``)
+or the :meth:`submit`/:meth:`evaluate` shortcuts. Readers use
+:meth:`get_block`, :meth:`blocks`, :meth:`chaincode_events` and
+:meth:`export`.
+
+The network is bound to the asyncio event loop that first uses it (the
+orderer's batch timer and the commit loop live there). Close it with
+``await network.aclose()`` (or ``async with``): pending envelopes are cut into
+a last block and every ordered block is committed before the store closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from crypto.consortium import Consortium
+from crypto.errors import AccessLedgerError
+from crypto.identity import Identity
+from network.engine.chaincode_host import ChaincodeHost
+from network.engine.committer import (
+    CommittedBlock,
+    Committer,
+    CommitWaiters,
+    chaincode_policies,
+    channel_config,
+)
+from network.engine.committer import TxStatus as TxStatus  # re-exported for clients
+from network.engine.endorser import (
+    DEFAULT_PREFERRED_ORGS,
+    Endorsement,
+    Endorser,
+    EndorsingPeer,
+    channel_endorsement_policy,
+)
+from network.engine.errors import (
+    CommitStatusError,
+    EndorseError,
+    EvaluateError,
+    NetworkClosedError,
+    SubmitError,
+)
+from network.engine.orderer import ChainHead, Orderer
+from network.engine.proposal import Proposal
+from network.engine.statedb import VALID, StateDB, TxIndexEntry
+from network.fabric.blocks import (
+    block_header_hash,
+    last_config_index,
+    parse_block,
+    set_transactions_filter,
+    transactions_filter,
+    write_block_stream,
+)
+from network.fabric.configblock import batch_settings_from_config, genesis_block_for_home
+from network.fabric.transactions import ENDORSER_TRANSACTION, parse_envelope
+from network.fabric.validator import ChannelConfig
+from network.topology import Topology
+
+if TYPE_CHECKING:
+    from network.engine.gateway import Gateway, SubmitResult
+
+logger = logging.getLogger("accessledger.network")
+
+#: Folder of the home holding the ledger databases.
+LEDGER_DIR = "ledger"
+#: How long a commit status waits by default (fabric-gateway's default is one minute).
+DEFAULT_COMMIT_TIMEOUT = 60.0
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+
+def ledger_path(home: Path, channel: str) -> Path:
+    """``HOME/ledger/<channel>.sqlite``: where the embedded engine keeps a channel's ledger."""
+    return Path(home) / LEDGER_DIR / f"{channel}.sqlite"
+
+
+def open_ledger(home: Path | str, *, verify: Literal["full", "tail"] = "full") -> StateDB:
+    """Open the existing ledger of ``home`` for reading (chain verified), without a network.
+
+    Raises ``ledger_missing`` if the network has never been started there.
+    """
+    home = Path(home)
+    topology = Topology.load(home / "network.yaml")
+    path = ledger_path(home, topology.channel)
+    if not path.is_file():
+        raise AccessLedgerError(
+            f"{home} has no ledger yet ({path}); it is created when the network first starts",
+            code="ledger_missing",
+        )
+    return StateDB(path, verify=verify)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ChaincodeEventInfo:
+    """A chaincode event of a committed, valid transaction."""
+
+    block_number: int
+    tx_id: str
+    chaincode_name: str
+    event_name: str
+    payload: bytes
+
+
+def _host(name: str, value: object, version: str) -> ChaincodeHost:
+    """A :class:`ChaincodeHost` from a host, a chaincode/contract object, a class or a factory."""
+    if isinstance(value, ChaincodeHost):
+        return value
+    if inspect.isclass(value) or (callable(value) and not hasattr(value, "invoke")):
+        value = value()
+    return ChaincodeHost(value, name=name, version=version)
+
+
+class EmbeddedNetwork:
+    """A whole Fabric-style network for one channel, in this process (see module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        home: Path,
+        topology: Topology,
+        consortium: Consortium,
+        store: StateDB,
+        channel: ChannelConfig,
+        chaincodes: Mapping[str, ChaincodeHost],
+        clock: Clock,
+        preferred_orgs: Sequence[str],
+    ) -> None:
+        self.home = home
+        self.topology = topology
+        self.consortium = consortium
+        self.store = store
+        self.channel = channel
+        self.clock = clock
+        self.chaincodes = dict(chaincodes)
+        self.batch = batch_settings_from_config(channel.config)
+        peers = [
+            EndorsingPeer.from_identity(consortium.identity(org.peers[0].identity))
+            for org in topology.organizations
+            if org.peers
+        ]
+        self.endorser = Endorser(
+            channel=channel,
+            store=store,
+            chaincodes=self.chaincodes,
+            peers=peers,
+            clock=clock,
+            preferred_orgs=preferred_orgs,
+        )
+        policy = channel_endorsement_policy(channel)
+        self.committer = Committer(
+            store=store,
+            channel=channel,
+            policies=chaincode_policies(self.chaincodes.__contains__, policy),
+        )
+        orderer_identity = consortium.identity(topology.orderer.identity)
+        tip = parse_block(self._block_bytes(store.height - 1))
+        self.orderer = Orderer(
+            channel=channel,
+            batch=self.batch,
+            creator=orderer_identity.serialized(),
+            signer=orderer_identity.signer,
+            head=ChainHead(store.height, store.tip_hash, last_config_index(tip)),
+            deliver=self._deliver,
+            clock=clock,
+        )
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="committer")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._blocks: asyncio.Queue[Any] | None = None
+        self._commit_task: asyncio.Task[None] | None = None
+        self._waiters = CommitWaiters()
+        self._new_block: asyncio.Event | None = None
+        self._failure: BaseException | None = None
+        self._closing = False
+        self._closed = False
+
+    # -- opening -----------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        home: Path | str,
+        *,
+        chaincodes: Mapping[str, object],
+        clock: Clock | None = None,
+        preferred_orgs: Sequence[str] = DEFAULT_PREFERRED_ORGS,
+        verify: Literal["full", "tail"] = "full",
+    ) -> EmbeddedNetwork:
+        """Open the network of ``home``, creating its ledger (genesis block) on first use.
+
+        ``chaincodes`` maps each installed chaincode's name to a
+        :class:`ChaincodeHost`, a chaincode or contract object, or a class or
+        factory making one. The stored chain is verified (``verify``); a
+        ledger altered on disk raises
+        :class:`~network.engine.statedb.LedgerCorruptionError`.
+        """
+        home = Path(home)
+        clock = clock or _utc_now
+        topology = Topology.load(home / "network.yaml")
+        consortium = Consortium.load(home)
+        path = ledger_path(home, topology.channel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        store = StateDB(path, verify=verify)
+        try:
+            if store.height == 0:
+                genesis = genesis_block_for_home(topology, home, now=clock())
+                # A Fabric peer records the genesis config transaction as VALID too.
+                set_transactions_filter(genesis, [VALID])
+                tx_id = parse_envelope(bytes(genesis.data.data[0])).tx_id
+                store.commit_block(
+                    genesis.SerializeToString(),
+                    block_header_hash(genesis.header),
+                    transactions=[TxIndexEntry(0, tx_id, VALID)],
+                    writes=[],
+                )
+            tip = parse_block(_require(store.get_block(store.height - 1)))
+            config_block = parse_block(_require(store.get_block(last_config_index(tip))))
+            channel = channel_config(config_block)
+            version = topology.chaincode.version
+            hosts = {
+                name: _host(name, value, version if name == topology.chaincode.name else "1.0")
+                for name, value in chaincodes.items()
+            }
+            return cls(
+                home=home,
+                topology=topology,
+                consortium=consortium,
+                store=store,
+                channel=channel,
+                chaincodes=hosts,
+                clock=clock,
+                preferred_orgs=preferred_orgs,
+            )
+        except BaseException:
+            store.close()
+            raise
+
+    @property
+    def channel_id(self) -> str:
+        return self.channel.channel_id
+
+    @property
+    def running(self) -> bool:
+        """Whether the network accepts work (not closing, closed or stopped by a failure)."""
+        return not (self._closing or self._closed or self._failure is not None)
+
+    @property
+    def height(self) -> int:
+        """Number of committed blocks."""
+        return self.store.height
+
+    @property
+    def tip_hash(self) -> bytes:
+        """Header hash of the last committed block."""
+        return self.store.tip_hash
+
+    def _block_bytes(self, number: int) -> bytes:
+        return _require(self.store.get_block(number))
+
+    # -- the running pipeline ------------------------------------------------------------
+
+    def _ensure_running(self) -> None:
+        if self._closing or self._closed:
+            raise NetworkClosedError("the network is closed")
+        if self._failure is not None:
+            raise NetworkClosedError(f"the network stopped after a failure: {self._failure}")
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+            self._blocks = asyncio.Queue()
+            self._new_block = asyncio.Event()
+            self._commit_task = loop.create_task(self._commit_loop(), name="committer")
+        elif self._loop is not loop:
+            raise AccessLedgerError(
+                "the network is bound to another event loop", code="network_wrong_loop"
+            )
+
+    def _deliver(self, block: Any) -> None:
+        assert self._blocks is not None
+        self._blocks.put_nowait(block)
+
+    async def run_in_committer(self, function: Callable[[], T]) -> T:
+        """Run ``function`` on the committer's worker thread (e.g. to profile it)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function)
+
+    async def _commit_loop(self) -> None:
+        assert self._blocks is not None
+        while True:
+            block = await self._blocks.get()
+            if block is None:
+                return
+            try:
+                committed = await self.run_in_committer(
+                    functools.partial(self.committer.commit, block)
+                )
+            except Exception as exc:
+                # The orderer's chain is now ahead of the store: stop, never fork.
+                logger.error(
+                    "committing block %s failed; the network stops: %s", block.header.number, exc
+                )
+                self._fail(exc)
+                return
+            self._on_committed(committed)
+
+    def _on_committed(self, committed: CommittedBlock) -> None:
+        self._waiters.resolve(committed)
+        self._wake_readers()
+
+    def _wake_readers(self) -> None:
+        if self._new_block is not None:
+            self._new_block.set()
+            self._new_block = asyncio.Event()
+
+    def _fail(self, exc: BaseException) -> None:
+        self._failure = exc
+        self.orderer.close()
+        self._waiters.fail(f"the network stopped after a failure: {exc}")
+        self._wake_readers()
+
+    # -- server-side operations (what a gateway calls) ----------------------------------------
+
+    async def endorse(
+        self, proposal: Proposal, *, endorsing_orgs: Sequence[str] | None = None
+    ) -> Endorsement:
+        """Check, simulate and endorse a signed proposal; see :class:`Endorser`."""
+        try:
+            self._ensure_running()
+        except NetworkClosedError as exc:
+            raise EndorseError(exc.message, tx_id=proposal.tx_id) from exc
+        return await self.endorser.endorse(proposal, endorsing_orgs=endorsing_orgs)
+
+    async def evaluate_proposal(self, proposal: Proposal) -> bytes:
+        """Run a signed query proposal; return the chaincode's response payload."""
+        try:
+            self._ensure_running()
+        except NetworkClosedError as exc:
+            raise EvaluateError(exc.message, tx_id=proposal.tx_id) from exc
+        return await self.endorser.evaluate(proposal)
+
+    def transaction_status(self, tx_id: str) -> TxStatus | None:
+        """The committed status of ``tx_id`` from the tx index, or ``None`` if not committed."""
+        location = self.store.get_transaction(tx_id)
+        if location is None:
+            return None
+        return TxStatus(tx_id, location.validation_code, location.block_num)
+
+    def commit_waiter(self, tx_id: str, *, check_ledger: bool = True) -> asyncio.Future[TxStatus]:
+        """A future resolved with ``tx_id``'s status once a block holding it is committed.
+
+        With ``check_ledger`` a transaction already on the ledger resolves at
+        once with its first committed occurrence, as Fabric's commit status
+        does. A submitter registers *before* broadcasting and without
+        ``check_ledger``: the future then reports the block its own envelope
+        landed in, so a re-submitted transaction comes back DUPLICATE_TXID.
+        """
+        self._ensure_running()
+        assert self._loop is not None
+        future: asyncio.Future[TxStatus] = self._loop.create_future()
+        status = self.transaction_status(tx_id) if check_ledger else None
+        if status is not None:
+            future.set_result(status)
+        else:
+            self._waiters.add(tx_id, future)
+        return future
+
+    def forget_waiter(self, tx_id: str, future: asyncio.Future[TxStatus]) -> None:
+        """Drop a waiter that will not be awaited (its broadcast failed, it timed out)."""
+        self._waiters.discard(tx_id, future)
+
+    async def broadcast(self, envelope: bytes) -> str:
+        """Hand a signed transaction envelope to the orderer; return its tx id.
+
+        Raises :class:`SubmitError` if the orderer refuses it.
+        """
+        try:
+            self._ensure_running()
+        except NetworkClosedError as exc:
+            raise SubmitError(exc.message, tx_id="") from exc
+        return self.orderer.broadcast(envelope)
+
+    async def commit_status(
+        self, tx_id: str, *, timeout: float | None = DEFAULT_COMMIT_TIMEOUT
+    ) -> TxStatus:
+        """Wait for ``tx_id`` to be committed; raise :class:`CommitStatusError` on timeout."""
+        try:
+            waiter = self.commit_waiter(tx_id)
+        except NetworkClosedError as exc:
+            raise CommitStatusError(exc.message, tx_id=tx_id) from exc
+        return await wait_status(self, tx_id, waiter, timeout)
+
+    # -- client shortcuts -----------------------------------------------------------------
+
+    def gateway(self, identity: Identity) -> Gateway:
+        """A fabric-gateway style client acting as ``identity`` (which must hold its key)."""
+        from network.engine.gateway import Gateway
+
+        return Gateway.for_identity(self, identity)
+
+    async def submit(
+        self,
+        identity: Identity,
+        chaincode: str,
+        function: str,
+        args: Sequence[str | bytes] = (),
+        *,
+        transient: Mapping[str, bytes] | None = None,
+        endorsing_orgs: Sequence[str] | None = None,
+    ) -> SubmitResult:
+        """Submit as ``identity`` and wait for the commit; see :meth:`Gateway.submit`."""
+        return await self.gateway(identity).submit(
+            chaincode, function, args, transient=transient, endorsing_orgs=endorsing_orgs
+        )
+
+    async def evaluate(
+        self,
+        identity: Identity,
+        chaincode: str,
+        function: str,
+        args: Sequence[str | bytes] = (),
+        *,
+        transient: Mapping[str, bytes] | None = None,
+    ) -> bytes:
+        """Run a query as ``identity``; see :meth:`Gateway.evaluate`."""
+        return await self.gateway(identity).evaluate(chaincode, function, args, transient=transient)
+
+    # -- reading the ledger -----------------------------------------------------------------
+
+    def get_block(self, number: int) -> Any:
+        """The committed ``common.Block`` number ``number`` (with its TRANSACTIONS_FILTER)."""
+        data = self.store.get_block(number)
+        if data is None:
+            raise AccessLedgerError(
+                f"block {number} does not exist (height {self.height})", code="block_not_found"
+            )
+        return parse_block(data)
+
+    async def blocks(self, from_height: int = 0) -> AsyncIterator[Any]:
+        """Yield committed blocks from ``from_height`` on: stored ones, then each new one.
+
+        Ends when the network closes.
+        """
+        number = from_height
+        while True:
+            if self._closed:
+                return
+            event = self._new_block
+            height = self.store.height
+            if number < height:
+                for _, data in self.store.iter_blocks(number, height):
+                    yield parse_block(data)
+                    number += 1
+                continue
+            if self._closing or self._failure is not None:
+                return
+            if event is None:
+                self._ensure_running()
+                continue
+            await event.wait()
+
+    async def chaincode_events(
+        self, from_height: int = 0, chaincode: str | None = None
+    ) -> AsyncIterator[ChaincodeEventInfo]:
+        """Yield events of valid transactions from ``from_height`` on, of one chaincode or all."""
+        async for block in self.blocks(from_height):
+            codes = transactions_filter(block)
+            for index, raw in enumerate(block.data.data):
+                if index >= len(codes) or codes[index] != VALID:
+                    continue
+                tx = parse_envelope(bytes(raw))
+                if tx.header_type != ENDORSER_TRANSACTION or tx.action is None:
+                    continue
+                event = tx.action.event
+                if event is None or (chaincode is not None and event.chaincode_id != chaincode):
+                    continue
+                yield ChaincodeEventInfo(
+                    int(block.header.number),
+                    tx.tx_id,
+                    event.chaincode_id,
+                    event.event_name,
+                    event.payload,
+                )
+
+    def export(self, path: Path | str) -> int:
+        """Write every committed block to ``path`` as length-delimited ``common.Block`` messages.
+
+        The framing is Fabric's (varint length, block bytes), the same as the
+        fixture ``ledger.bin``. Returns the number of blocks written.
+        """
+        return export_ledger(self.store, Path(path))
+
+    # -- closing --------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Cut pending envelopes, commit every ordered block, then close the store."""
+        if self._closed or self._closing:
+            return
+        self._closing = True
+        if self._commit_task is not None and self._blocks is not None:
+            if self._failure is None:
+                self.orderer.close()
+            self._blocks.put_nowait(None)
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._commit_task
+        self._waiters.fail("the network closed before the transaction committed")
+        self._closed = True
+        self._wake_readers()
+        self._executor.shutdown(wait=True)
+        self.endorser.close()
+        self.store.close()
+
+    def close(self) -> None:
+        """Close a network that never ran on an event loop (e.g. after export)."""
+        if self._commit_task is not None and not self._closed:
+            raise AccessLedgerError(
+                "the network is running; close it with `await network.aclose()`",
+                code="network_running",
+            )
+        self._closed = True
+        self._executor.shutdown(wait=True)
+        self.endorser.close()
+        self.store.close()
+
+    async def __aenter__(self) -> EmbeddedNetwork:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+async def wait_status(
+    network: EmbeddedNetwork,
+    tx_id: str,
+    waiter: asyncio.Future[TxStatus],
+    timeout: float | None,
+) -> TxStatus:
+    """Await a commit waiter, turning a timeout into :class:`CommitStatusError`."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+    except TimeoutError:
+        network.forget_waiter(tx_id, waiter)
+        raise CommitStatusError(
+            f"transaction {tx_id} not committed within {timeout} s", tx_id=tx_id
+        ) from None
+
+
+def export_ledger(store: StateDB, path: Path) -> int:
+    """Write the store's blocks ``0..height-1`` to ``path`` atomically; return how many."""
+    height = store.height
+    partial = path.with_name(path.name + ".partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with partial.open("wb") as stream:
+            count = write_block_stream(stream, (data for _, data in store.iter_blocks(0, height)))
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(partial, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise AccessLedgerError(
+                f"cannot write the export to {path}: {exc.strerror or exc}", code="export_failed"
+            ) from None
+        raise
+    return count
+
+
+def _require(data: bytes | None) -> bytes:
+    if data is None:
+        raise AccessLedgerError("the ledger is missing a block it refers to", code="ledger_corrupt")
+    return data
