@@ -100,6 +100,12 @@ class LedgerError(AccessLedgerError):
     code = "ledger_error"
 
 
+def _one_line(exc: BaseException, limit: int = 120) -> str:
+    """A printable, single-line, bounded rendering of ``exc`` for error messages (I7)."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(exc)).strip()
+    return (text[:limit] + "...") if len(text) > limit else text or type(exc).__name__
+
+
 class LedgerCorruptionError(LedgerError):
     """The stored chain does not verify; the message names the block and the check."""
 
@@ -329,7 +335,9 @@ class StateDB(_Queries):
             self.verify_chain(start)
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise LedgerCorruptionError(f"ledger database {self.path} is damaged: {exc}") from exc
+            raise LedgerCorruptionError(
+                f"ledger database {self.path} is damaged ({_one_line(exc)})"
+            ) from exc
         except BaseException:
             self.close()
             raise
@@ -443,7 +451,7 @@ class StateDB(_Queries):
             try:
                 block = parse_block(data)
             except BlockFormatError as exc:
-                raise LedgerCorruptionError(f"block {number} does not parse: {exc}") from exc
+                raise LedgerCorruptionError(f"block {number} is not a valid Block message") from exc
             header = block.header
             if header.number != number:
                 raise LedgerCorruptionError(f"block {number}: header says number {header.number}")
