@@ -1,0 +1,113 @@
+"""``/v1/audit``: the raw ledger for independent replay, access events, reviews."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from gateway.deps import PROBLEMS, TRANSACTION_PROBLEMS, CallerDep, ServiceDep
+from gateway.errors import RequestInvalid
+from gateway.schemas import EventList, PreparedTransaction, Problem, ReviewBody
+from gateway.service.notes import check_hash, store_note
+from gateway.service.queries import parse_moment
+from gateway.service.transactions import PendingTransaction
+from network.engine.proposal import Proposal
+from network.fabric.blocks import encode_delimited
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+ORG = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+
+
+@router.get(
+    "/blocks",
+    response_class=StreamingResponse,
+    responses={
+        **PROBLEMS,
+        200: {
+            "content": {"application/octet-stream": {}},
+            "description": "Blocks as varint length + serialized common.Block, from `from` on",
+        },
+        403: {"model": Problem, "description": "The policy does not let the caller read every log"},
+    },
+)
+def blocks(
+    service: ServiceDep,
+    caller: CallerDep,
+    start: Annotated[int, Query(alias="from", ge=0)] = 0,
+) -> StreamingResponse:
+    """The committed blocks ``from .. height-1`` (Fabric's length-delimited framing)."""
+    service.queries.require_ledger_reader(caller, now=service.now())
+    height = service.ledger.height
+    if start > height:
+        raise RequestInvalid(f"from={start} is beyond the ledger height {height}")
+
+    def stream() -> Iterator[bytes]:
+        for data in service.ledger.block_bytes(start, height):
+            yield encode_delimited(data)
+
+    return StreamingResponse(
+        stream(),
+        media_type="application/octet-stream",
+        headers={"X-AccessLedger-Height": str(height)},
+    )
+
+
+@router.get("/events", response_model=EventList, responses=PROBLEMS)
+async def events(
+    service: ServiceDep,
+    caller: CallerDep,
+    department: Annotated[str | None, Query(pattern=ORG)] = None,
+    officer_msp: Annotated[str | None, Query(pattern=ORG)] = None,
+    officer_fingerprint: Annotated[str | None, Query(pattern=r"^[0-9a-f]{64}$")] = None,
+    subject: Annotated[str | None, Query(pattern=r"^ps1:[a-z2-7]{52}$")] = None,
+    open_review: bool = False,
+    start: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    end: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> EventList:
+    """Access events by department (with from and to), officer, subject, or open review."""
+    result: dict[str, Any] = await service.queries.audit_events(
+        caller,
+        now=service.now(),
+        department=department,
+        officer_msp=officer_msp,
+        officer_fingerprint=officer_fingerprint,
+        subject=subject,
+        open_review=open_review,
+        start=parse_moment(start, "from"),
+        end=parse_moment(end, "to"),
+        limit=limit,
+    )
+    return EventList(events=result["events"], truncated=result["truncated"])
+
+
+@router.post(
+    "/reviews",
+    status_code=201,
+    response_model=PreparedTransaction,
+    responses={**PROBLEMS, **TRANSACTION_PROBLEMS},
+)
+async def review(body: ReviewBody, service: ServiceDep, caller: CallerDep) -> PreparedTransaction:
+    """Endorse a ``ReviewAccess`` proposal; the note text, if given, is stored encrypted."""
+    note = body.note
+
+    def matching_note(proposal: Proposal, argument: dict[str, Any]) -> None:
+        if note is not None:
+            check_hash(note, argument.get("note_hash"), member="note_hash", tx_id=proposal.tx_id)
+
+    async def keep_note(pending: PendingTransaction) -> None:
+        if note is not None and service.audit_custodian_public is not None:
+            store_note(
+                service.stores,
+                service.audit_custodian_public,
+                kind="review_note",
+                tx_id=pending.tx_id,
+                text=note,
+            )
+
+    return await service.propose(
+        caller, body.proposal, {"ReviewAccess"}, before=matching_note, after=keep_note
+    )

@@ -1,0 +1,125 @@
+"""``/v1/me``: a citizen's view of every access to their data, consents and contests."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+
+from gateway.deps import PROBLEMS, TRANSACTION_PROBLEMS, CallerDep, ServiceDep
+from gateway.errors import GatewayError
+from gateway.schemas import (
+    AccessesPage,
+    ConsentList,
+    ContestBody,
+    PreparedTransaction,
+    ProposalBody,
+)
+from gateway.service.notes import check_hash, store_note
+from gateway.service.queries import parse_moment
+from gateway.service.transactions import PendingTransaction
+from network.engine.proposal import Proposal
+
+router = APIRouter(prefix="/v1/me", tags=["citizens"])
+ORG = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+
+
+@router.get("/accesses", response_model=AccessesPage, responses=PROBLEMS)
+async def my_accesses(
+    service: ServiceDep,
+    caller: CallerDep,
+    start: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    end: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+    department: Annotated[str | None, Query(pattern=ORG)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+) -> AccessesPage:
+    """Every access to my data, oldest first: who, when, why, which records, the outcome."""
+    return await service.queries.my_accesses(
+        caller,
+        now=service.now(),
+        start=parse_moment(start, "from"),
+        end=parse_moment(end, "to"),
+        department=department,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get("/consents", response_model=ConsentList, responses=PROBLEMS)
+async def my_consents(service: ServiceDep, caller: CallerDep) -> ConsentList:
+    """My consents (active, revoked, expired), as the ledger holds them."""
+    result = await service.queries.my_consents(caller, now=service.now())
+    return ConsentList(subject=result["subject"], consents=result.get("consents", []))
+
+
+@router.post(
+    "/consents",
+    status_code=201,
+    response_model=PreparedTransaction,
+    responses={**PROBLEMS, **TRANSACTION_PROBLEMS},
+)
+async def grant_consent(
+    body: ProposalBody, service: ServiceDep, caller: CallerDep, response: Response
+) -> PreparedTransaction:
+    """Endorse a ``GrantConsent`` proposal carrying my signed consent document."""
+    prepared = await service.propose(caller, body.proposal, {"GrantConsent"})
+    response.headers["Location"] = f"/v1/transactions/{prepared.tx_id}"
+    return prepared
+
+
+@router.delete(
+    "/consents/{consent_id}",
+    status_code=201,
+    response_model=PreparedTransaction,
+    responses={**PROBLEMS, **TRANSACTION_PROBLEMS},
+)
+async def revoke_consent(
+    consent_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")],
+    body: ProposalBody,
+    service: ServiceDep,
+    caller: CallerDep,
+) -> PreparedTransaction:
+    """Endorse a ``RevokeConsent`` proposal whose signed revocation names this consent."""
+
+    def same_consent(proposal: Proposal, argument: dict[str, Any]) -> None:
+        document = argument.get("document")
+        if not isinstance(document, dict) or document.get("consent_id") != consent_id:
+            raise GatewayError(
+                "the signed revocation does not name the consent in the path",
+                code="proposal_invalid",
+                tx_id=proposal.tx_id,
+            )
+
+    return await service.propose(caller, body.proposal, {"RevokeConsent"}, before=same_consent)
+
+
+@router.post(
+    "/contests",
+    status_code=201,
+    response_model=PreparedTransaction,
+    responses={**PROBLEMS, **TRANSACTION_PROBLEMS},
+)
+async def contest(body: ContestBody, service: ServiceDep, caller: CallerDep) -> PreparedTransaction:
+    """Endorse a ``ContestAccess`` proposal; the reason text, if given, is stored encrypted."""
+    reason = body.reason
+
+    def matching_reason(proposal: Proposal, argument: dict[str, Any]) -> None:
+        if reason is not None:
+            check_hash(
+                reason, argument.get("reason_hash"), member="reason_hash", tx_id=proposal.tx_id
+            )
+
+    async def keep_reason(pending: PendingTransaction) -> None:
+        if reason is not None and service.audit_custodian_public is not None:
+            store_note(
+                service.stores,
+                service.audit_custodian_public,
+                kind="contest_reason",
+                tx_id=pending.tx_id,
+                text=reason,
+            )
+
+    return await service.propose(
+        caller, body.proposal, {"ContestAccess"}, before=matching_reason, after=keep_reason
+    )
