@@ -1,0 +1,443 @@
+"""AccessLedger's own chaincode namespace, audited as the replay goes.
+
+:class:`AccessLedgerAudit` is a :class:`~audit.verifier.BlockObserver`. For
+every *valid* transaction of AccessLedger's chaincode it reads the writes the
+transaction committed (documented in docs/chaincode.md) and keeps the
+auditor's own view of the ledger as of that transaction:
+
+* the department configuration pinned by ``InitLedger``;
+* every policy version, checked when installed: the stored bundle hashes to
+  the anchored hash, re-encodes to the same canonical bytes, is the bundle the
+  transaction carried, is newer than the previous one, and a strict majority
+  of departments' admins (certificates issued by the pinned roots, NodeOU
+  ``admin``) signed it (:func:`policies.governance.verify_approvals`);
+* records and their versions (for the off-chain blob check), consents;
+* access events: each ``RequestAccess`` event is re-decided by
+  :func:`audit.decisions.recheck_access` under the policy version anchored
+  at that height; later rewrites (contests, reviews) may change only the
+  event's ``review``.
+
+Writes to AccessLedger's keys by any other transaction kind (a policy
+written outside ``InstallPolicy``, an event outside ``RequestAccess``,
+``ContestAccess`` or ``ReviewAccess``) are findings.
+
+Transactions of any other chaincode are left alone: access-policy checks
+apply only to AccessLedger's namespace.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cryptography import x509
+
+from audit.decisions import DecisionInputs, recheck_access
+from audit.events import AccessEvent, EventFormatError, parse_ledger_time
+from audit.findings import Finding, FindingKind
+from crypto.certificates import load_certificate_pem, node_ou, validate_certificate
+from crypto.errors import AccessLedgerError
+from network.fabric.replay import ReplayedBlock
+from network.fabric.transactions import ParsedTransaction
+from network.fabric.validator import StateWrite, TxResult
+from policies.bundle import PolicyBundle
+from policies.governance import Approval, majority, signer_certificate, verify_approvals
+
+CONFIG_KEY = "config"
+POLICY_KEY = "policy"
+POLICY_BUNDLE = "policy_bundle"
+POLICY_META = "policy_meta"
+RECORD = "record"
+RECORD_VERSION = "record_version"
+ACCESS = "access"
+CONSENT = "consent"
+SUBJECT_RECORD = "subject_record"
+ENC_KEY = "enc_key"
+
+#: Functions allowed to write each kind of key.
+_WRITERS = {
+    POLICY_BUNDLE: {"InstallPolicy"},
+    POLICY_META: {"InstallPolicy"},
+    POLICY_KEY: {"InstallPolicy"},
+    CONFIG_KEY: {"InitLedger"},
+    ACCESS: {"RequestAccess", "ContestAccess", "ReviewAccess"},
+    RECORD: {"RegisterRecord", "AmendRecord"},
+    RECORD_VERSION: {"RegisterRecord", "AmendRecord"},
+    ENC_KEY: {"RegisterEncryptionKey"},
+}
+
+
+#: Appends a finding for the current transaction: ``report(kind, message)``.
+Report = Callable[[FindingKind, str], None]
+
+
+def split_key(key: str) -> tuple[str, tuple[str, ...]]:
+    """``(object type, attributes)`` of a composite key; ``(key, ())`` for a simple key."""
+    if not key.startswith("\x00"):
+        return key, ()
+    parts = key[1:].split("\x00")
+    if parts and parts[-1] == "":
+        parts.pop()
+    return (parts[0] if parts else ""), tuple(parts[1:])
+
+
+@dataclass(frozen=True)
+class Department:
+    org: str
+    msp_id: str
+    roots: tuple[x509.Certificate, ...]
+
+
+@dataclass(frozen=True)
+class AnchoredBundle:
+    """A policy version as installed: where, and the bundle itself."""
+
+    version: int
+    bundle_hash: str
+    bundle: PolicyBundle
+    block: int
+    tx_id: str
+
+
+@dataclass(frozen=True)
+class RecordVersion:
+    """One version of a record as committed, with the transaction that wrote it."""
+
+    record: Mapping[str, Any]
+    block: int
+    tx_id: str
+
+    @property
+    def record_id(self) -> str:
+        return str(self.record.get("record_id", ""))
+
+    @property
+    def version(self) -> int:
+        value = self.record.get("version")
+        return value if isinstance(value, int) else 0
+
+    def content_addresses(self) -> dict[str, str]:
+        """``{tier: content address}`` of this version's ciphertexts."""
+        tiers = self.record.get("tiers")
+        if not isinstance(tiers, Mapping):
+            return {}
+        return {
+            str(t): str(entry.get("content_address"))
+            for t, entry in tiers.items()
+            if isinstance(entry, Mapping)
+        }
+
+
+@dataclass(frozen=True)
+class EncryptionKey:
+    """An X25519 key registered for an identity: when, and the SHA-256 of the public key."""
+
+    registered_at: datetime
+    sha256: str
+
+
+@dataclass
+class AccessStats:
+    events: int = 0
+    decisions_rechecked: int = 0
+    policy_versions: int = 0
+    records: int = 0
+    reviews: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def _json(value: bytes | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+@dataclass
+class AccessLedgerAudit:
+    """The observer; see the module docstring."""
+
+    chaincode: str
+    departments: dict[str, Department] = field(default_factory=dict)
+    bundles: dict[int, AnchoredBundle] = field(default_factory=dict)
+    current: AnchoredBundle | None = None
+    records: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    subject_records: dict[str, dict[str, Mapping[str, Any]]] = field(default_factory=dict)
+    record_versions: dict[tuple[str, int], RecordVersion] = field(default_factory=dict)
+    consents: dict[str, dict[str, Mapping[str, Any]]] = field(default_factory=dict)
+    events: dict[str, AccessEvent] = field(default_factory=dict)
+    #: Registered encryption keys per ``(msp_id, cert_fingerprint)``, oldest first.
+    keys: dict[tuple[str, str], list[EncryptionKey]] = field(default_factory=dict)
+    stats: AccessStats = field(default_factory=AccessStats)
+
+    # -- the observer entry point ------------------------------------------------------
+
+    def observe(self, replayed: ReplayedBlock, findings: list[Finding]) -> None:
+        for result in replayed.validation.results:
+            tx = result.parsed
+            if not result.valid or tx is None or tx.action is None:
+                continue
+            if tx.action.chaincode_name != self.chaincode:
+                continue
+            try:
+                self._transaction(replayed.number, result, tx, findings)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                # State the chaincode would never write (a forged value of the wrong shape).
+                findings.append(
+                    Finding(
+                        FindingKind.ACCESS_EVENT,
+                        f"AccessLedger state of this transaction is malformed: {exc!r}",
+                        replayed.number,
+                        result.index,
+                        result.tx_id,
+                    )
+                )
+
+    def _transaction(
+        self, number: int, result: TxResult, tx: ParsedTransaction, findings: list[Finding]
+    ) -> None:
+        assert tx.action is not None
+        function = tx.action.function or ""
+        writes = [w for w in result.writes if w.namespace == self.chaincode]
+
+        def report(kind: FindingKind, message: str) -> None:
+            findings.append(Finding(kind, message, number, result.index, result.tx_id))
+
+        by_type: dict[str, list[tuple[tuple[str, ...], StateWrite]]] = {}
+        for w in writes:
+            object_type, attributes = split_key(w.key)
+            allowed = _WRITERS.get(object_type)
+            if allowed is not None and function not in allowed:
+                kind = (
+                    FindingKind.POLICY_BUNDLE
+                    if object_type in (POLICY_BUNDLE, POLICY_META, POLICY_KEY)
+                    else FindingKind.ACCESS_EVENT
+                )
+                report(kind, f"{function or 'a transaction'} wrote {object_type!r} state")
+            by_type.setdefault(object_type, []).append((attributes, w))
+        argument = _json(tx.action.args[1]) if len(tx.action.args) > 1 else None
+
+        if function == "InitLedger":
+            self._init(by_type, report)
+        elif function == "InstallPolicy":
+            self._install(number, result, tx, argument, by_type, report)
+        for attributes, w in by_type.get(RECORD, []):
+            record = _json(w.value)
+            if isinstance(record, Mapping) and attributes:
+                entry = RecordVersion(record, number, result.tx_id)
+                self.records[attributes[0]] = record
+                subject = str(record.get("subject", ""))
+                self.subject_records.setdefault(subject, {})[attributes[0]] = record
+                self.record_versions[(attributes[0], entry.version)] = entry
+                self.stats.records += 1
+        for attributes, w in by_type.get(CONSENT, []):
+            consent = _json(w.value)
+            if isinstance(consent, Mapping) and len(attributes) == 2:
+                self.consents.setdefault(attributes[0], {})[attributes[1]] = consent
+        for attributes, w in by_type.get(ENC_KEY, []):
+            self._key(attributes, w, report)
+        events = by_type.get(ACCESS, [])
+        if function == "RequestAccess" and not events:
+            report(FindingKind.ACCESS_EVENT, "RequestAccess committed without an access event")
+        for attributes, w in events:
+            self._event(number, result, tx, function, argument, attributes, w, report)
+
+    # -- configuration and governance ------------------------------------------------
+
+    def _init(self, by_type: Mapping[str, list[Any]], report: Report) -> None:
+        for _, w in by_type.get(CONFIG_KEY, []):
+            config = _json(w.value)
+            try:
+                self.departments = _departments(config)
+            except (AccessLedgerError, KeyError, TypeError, ValueError) as exc:
+                report(FindingKind.ACCESS_EVENT, f"InitLedger configuration is unreadable: {exc}")
+
+    def _install(
+        self,
+        number: int,
+        result: TxResult,
+        tx: ParsedTransaction,
+        argument: Any,
+        by_type: Mapping[str, list[tuple[tuple[str, ...], StateWrite]]],
+        report: Report,
+    ) -> None:
+        stored = by_type.get(POLICY_BUNDLE, [])
+        metas = by_type.get(POLICY_META, [])
+        pointer = by_type.get(POLICY_KEY, [])
+        if len(stored) != 1 or len(metas) != 1 or len(pointer) != 1:
+            report(FindingKind.POLICY_BUNDLE, "InstallPolicy must write one bundle, meta, pointer")
+            return
+        (key_attrs, bundle_write), (_, meta_write) = stored[0], metas[0]
+        data = bundle_write.value or b""
+        digest = hashlib.sha256(data).hexdigest()
+        meta, anchor = _json(meta_write.value), _json(pointer[0][1].value)
+        problems = []
+        for name, doc in (("policy_meta", meta), ("policy pointer", anchor)):
+            if not isinstance(doc, Mapping) or doc.get("bundle_hash") != digest:
+                problems.append(f"{name} anchors a bundle hash other than the stored bundle's")
+        bundle: PolicyBundle | None = None
+        try:
+            bundle = PolicyBundle.from_dict(json.loads(data))
+        except (AccessLedgerError, ValueError, UnicodeDecodeError) as exc:
+            problems.append(f"the stored bundle does not load: {exc}")
+        if bundle is not None:
+            if bundle.canonical_bytes() != data:
+                problems.append("the stored bundle is not in canonical form")
+            if key_attrs != (f"{bundle.version:08d}",) or (
+                isinstance(meta, Mapping) and meta.get("version") != bundle.version
+            ):
+                problems.append("the bundle's version differs from the version it is stored under")
+            previous = self.current.version if self.current else 0
+            if bundle.version <= previous:
+                problems.append(f"version {bundle.version} is not newer than {previous}")
+            problems += self._approvals(bundle, argument, tx)
+        version = bundle.version if bundle else key_attrs[0] if key_attrs else "?"
+        for problem in problems:
+            report(FindingKind.POLICY_BUNDLE, f"policy version {version}: {problem}")
+        if bundle is not None:
+            anchored = AnchoredBundle(bundle.version, digest, bundle, number, result.tx_id)
+            self.bundles[bundle.version] = anchored
+            self.current = anchored
+            self.stats.policy_versions += 1
+
+    def _approvals(self, bundle: PolicyBundle, argument: Any, tx: ParsedTransaction) -> list[str]:
+        """Re-verify the admins' approvals carried by the InstallPolicy transaction."""
+        if not self.departments:
+            return ["installed before the ledger was initialised"]
+        if not isinstance(argument, Mapping) or not isinstance(argument.get("approvals"), list):
+            return ["the transaction carries no approvals"]
+        try:
+            carried = PolicyBundle.from_dict(argument["bundle"])
+        except (AccessLedgerError, KeyError, TypeError) as exc:
+            return [f"the transaction's bundle does not load: {exc}"]
+        if carried.bundle_hash != bundle.bundle_hash:
+            return ["the stored bundle is not the bundle the admins' transaction carried"]
+        admin_certs: dict[str, list[x509.Certificate]] = {org: [] for org in self.departments}
+        approvals = []
+        try:
+            for item in argument["approvals"]:
+                approval = Approval.from_dict(item)
+                cert = signer_certificate(approval.signer)
+                org = self._department_of(cert, tx)
+                if org is None or node_ou(cert) != "admin":
+                    return ["an approval is not signed by a department admin"]
+                admin_certs[org].append(cert)
+                approvals.append(approval)
+            verify_approvals(
+                bundle,
+                approvals,
+                admin_certs,
+                required=majority(len(self.departments)),
+                now=tx.timestamp,
+            )
+        except (AccessLedgerError, TypeError) as exc:
+            return [f"approvals do not verify: {exc}"]
+        return []
+
+    def _department_of(self, cert: x509.Certificate, tx: ParsedTransaction) -> str | None:
+        if tx.timestamp is None:
+            return None
+        for department in self.departments.values():
+            try:
+                validate_certificate(cert, ca_certs=department.roots, now=tx.timestamp)
+            except AccessLedgerError:
+                continue
+            return department.org
+        return None
+
+    def _key(self, attributes: tuple[str, ...], write: StateWrite, report: Report) -> None:
+        entry = _json(write.value)
+        try:
+            public = base64.b64decode(str(entry["public_key"]), validate=True)
+            when = parse_ledger_time(entry["registered_at"], "registered_at")
+        except (KeyError, TypeError, ValueError, binascii.Error, EventFormatError):
+            report(FindingKind.ACCESS_EVENT, f"encryption key entry {attributes} is malformed")
+            return
+        if len(attributes) == 2:
+            registered = EncryptionKey(when, hashlib.sha256(public).hexdigest())
+            self.keys.setdefault((attributes[0], attributes[1]), []).append(registered)
+
+    # -- access events -----------------------------------------------------------------
+
+    def _event(
+        self,
+        number: int,
+        result: TxResult,
+        tx: ParsedTransaction,
+        function: str,
+        argument: Any,
+        attributes: tuple[str, ...],
+        write: StateWrite,
+        report: Report,
+    ) -> None:
+        if write.value is None:
+            report(FindingKind.ACCESS_EVENT, f"access event {attributes} was deleted")
+            return
+        try:
+            event = AccessEvent.from_state(write.value, block=number, tx_index=result.index)
+        except EventFormatError as exc:
+            report(FindingKind.ACCESS_EVENT, f"malformed access event: {exc}")
+            return
+        if attributes != (event.event_id,):
+            report(FindingKind.ACCESS_EVENT, f"event {event.event_id} stored under {attributes}")
+        earlier = self.events.get(event.event_id)
+        if function == "RequestAccess":
+            if earlier is not None:
+                report(FindingKind.ACCESS_EVENT, f"event {event.event_id} was written twice")
+            self.stats.events += 1
+            context = DecisionInputs(
+                tx=tx,
+                argument=argument,
+                anchored=self.current,
+                departments={d.msp_id: d.org for d in self.departments.values()},
+                records=self.records,
+                subject_records=self.subject_records.get(event.subject, {}),
+                consents=self.consents.get(event.subject, {}),
+            )
+            emitted = tx.action.event if tx.action is not None else None
+            if (
+                emitted is None
+                or emitted.event_name != "AccessDecided"
+                or _json(emitted.payload) != _json(write.value)
+            ):
+                report(
+                    FindingKind.ACCESS_EVENT,
+                    f"event {event.event_id}: the AccessDecided chaincode event differs from the "
+                    "stored access event",
+                )
+            for kind, message in recheck_access(event, context):
+                report(kind, f"event {event.event_id}: {message}")
+            self.stats.decisions_rechecked += len(event.records)
+            self.events[event.event_id] = event
+            return
+        if earlier is None:
+            report(FindingKind.ACCESS_EVENT, f"{function} rewrote unknown event {event.event_id}")
+            return
+        if earlier.decision_part() != event.decision_part():
+            report(
+                FindingKind.ACCESS_EVENT,
+                f"{function} changed the decision of event {event.event_id}, not only its review",
+            )
+        self.stats.reviews += function == "ReviewAccess"
+        self.events[event.event_id] = earlier.with_review(event.review, event.raw)
+
+
+def _departments(config: Any) -> dict[str, Department]:
+    """The departments of an InitLedger configuration document."""
+    out = {}
+    for entry in config["departments"]:
+        roots = tuple(load_certificate_pem(p.encode("ascii")) for p in entry["root_certs"])
+        out[str(entry["org"])] = Department(str(entry["org"]), str(entry["msp_id"]), roots)
+    if not out:
+        raise ValueError("no departments")
+    return out

@@ -1,0 +1,173 @@
+"""Key releases traced to committed, permitting access events (invariant I2).
+
+A department's key custodian re-seals tier keys to an officer only against a
+committed, valid access event that granted those records and tiers to that
+officer, and appends each release, before the key leaves, to
+``HOME/custodians/<Org>/releases.jsonl`` (format ``accessledger-key-release/1``,
+docs/api.md)::
+
+    {"format": "accessledger-key-release/1", "released_at": "...Z",
+     "org": "PublicSecurity", "tx_id": "<access event's transaction>", "block_number": 44,
+     "record_id": "rp-1", "version": 1, "tier": "T1", "content_address": "<sha256>",
+     "officer_msp_id": "EducationMSP", "officer_fingerprint": "<sha256 of cert DER>",
+     "recipient_key_sha256": "<sha256 of the X25519 public key>", "expires_at": "...Z"}
+
+For every line the auditor requires, from the replayed ledger alone: the
+transaction is a committed, valid ``RequestAccess`` in that block; its event
+is the officer's and granted that record, at that version, releasing that
+tier; the custodian is the record's owning department; the content address is
+the one the ledger's record version names for that tier; the key was sealed
+to the X25519 key the officer had registered on the ledger at release time;
+and the release falls between the decision and ``expires_at``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from audit.accessledger import EncryptionKey, RecordVersion
+from audit.errors import AuditInputError
+from audit.events import AccessEvent, EventFormatError, parse_ledger_time
+from audit.findings import Finding, FindingKind
+
+RELEASE_FORMAT: Final = "accessledger-key-release/1"
+_TEXT_FIELDS: Final = (
+    "org", "tx_id", "record_id", "tier", "content_address", "officer_msp_id",
+    "officer_fingerprint", "recipient_key_sha256",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class KeyRelease:
+    """One line of a key-release log."""
+
+    line: int
+    released_at: datetime
+    expires_at: datetime
+    org: str
+    tx_id: str
+    block_number: int
+    record_id: str
+    version: int
+    tier: str
+    content_address: str
+    officer_msp_id: str
+    officer_fingerprint: str
+    recipient_key_sha256: str
+
+    @classmethod
+    def from_dict(cls, data: Any, line: int) -> KeyRelease:
+        if not isinstance(data, Mapping) or data.get("format") != RELEASE_FORMAT:
+            raise EventFormatError(f"not a {RELEASE_FORMAT} object")
+        missing = [n for n in _TEXT_FIELDS if not isinstance(data.get(n), str)]
+        if missing:
+            raise EventFormatError(f"lacks text field(s) {', '.join(missing)}")
+        numbers = {n: data.get(n) for n in ("block_number", "version")}
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in numbers.values()):
+            raise EventFormatError("block_number and version must be integers")
+        return cls(
+            line=line,
+            released_at=parse_ledger_time(data.get("released_at"), "released_at"),
+            expires_at=parse_ledger_time(data.get("expires_at"), "expires_at"),
+            block_number=int(data["block_number"]),
+            version=int(data["version"]),
+            **{n: str(data[n]) for n in _TEXT_FIELDS},
+        )
+
+
+def read_releases(path: Path) -> Iterator[KeyRelease | tuple[int, str]]:
+    """Releases of a log, or ``(line, problem)`` for a line that is not one."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AuditInputError(f"cannot read key-release log {path}: {exc}") from None
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            yield KeyRelease.from_dict(json.loads(text), number)
+        except (ValueError, EventFormatError) as exc:
+            yield number, str(exc)
+
+
+@dataclass(frozen=True)
+class LedgerFacts:
+    """What the replay established that releases are checked against."""
+
+    events: Mapping[str, AccessEvent]
+    records: Mapping[tuple[str, int], RecordVersion]
+    keys: Mapping[tuple[str, str], list[EncryptionKey]]
+
+
+def _problem(release: KeyRelease, facts: LedgerFacts) -> str | None:
+    event = facts.events.get(release.tx_id)
+    if event is None:
+        return "names no committed, valid access event"
+    if event.block != release.block_number:
+        return f"names block {release.block_number}, the event is in block {event.block}"
+    officer = event.officer
+    if (officer.msp_id, officer.cert_fingerprint) != (
+        release.officer_msp_id,
+        release.officer_fingerprint,
+    ):
+        return "was released to another officer than the one who asked"
+    entry = next((r for r in event.granted if r.record_id == release.record_id), None)
+    if entry is None:
+        return f"record {release.record_id} was not granted by the event ({event.decision})"
+    if entry.version != release.version:
+        return f"record {release.record_id} v{release.version} released, v{entry.version} granted"
+    if release.tier not in entry.tiers:
+        return f"tier {release.tier} released, the event granted {list(entry.tiers)}"
+    record = facts.records.get((release.record_id, release.version))
+    if record is None or record.record.get("owner_org") != release.org:
+        return f"the {release.org} custodian does not own record {release.record_id}"
+    if record.content_addresses().get(release.tier) != release.content_address:
+        return "the released key opens a ciphertext other than the one the ledger names"
+    if not release.released_at >= event.decided_at:
+        return "was released before the access was decided"
+    if not release.released_at < release.expires_at:
+        return "was released after the grant expired"
+    registered = [
+        k for k in facts.keys.get((officer.msp_id, officer.cert_fingerprint), [])
+        if k.registered_at <= release.released_at
+    ]  # fmt: skip
+    if not registered or registered[-1].sha256 != release.recipient_key_sha256:
+        return "was sealed to a key the officer had not registered on the ledger"
+    return None
+
+
+def check_key_releases(path: Path, facts: LedgerFacts) -> tuple[list[Finding], int]:
+    """Findings for every release a committed permitting event does not account for."""
+    findings = []
+    count = 0
+    for item in read_releases(path):
+        if isinstance(item, tuple):
+            line, unreadable = item
+            findings.append(Finding(FindingKind.KEY_RELEASE, f"{path} line {line}: {unreadable}"))
+            continue
+        count += 1
+        problem = _problem(item, facts)
+        if problem is None:
+            continue
+        event = facts.events.get(item.tx_id)
+        findings.append(
+            Finding(
+                FindingKind.KEY_RELEASE,
+                f"{path} line {item.line}: release of {item.record_id} {item.tier} "
+                f"by the {item.org} custodian {problem}",
+                block=event.block if event else None,
+                tx_index=event.tx_index if event else None,
+                tx_id=item.tx_id,
+            )
+        )
+    return findings, count
+
+
+def custodian_logs(home: Path) -> list[Path]:
+    """The custodians' release logs of a home (``HOME/custodians/<Org>/releases.jsonl``)."""
+    return sorted((home / "custodians").glob("*/releases.jsonl"))
