@@ -32,7 +32,7 @@ import binascii
 import hashlib
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -82,6 +82,10 @@ class LedgerReader(Protocol):
     def committed(self, tx_id: str) -> CommittedTransaction | None: ...
 
     def state(self, key: str) -> bytes | None: ...
+
+    def states(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values at ``keys`` from one consistent snapshot of committed state."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -263,13 +267,14 @@ class KeyCustodian:
         self,
         grant: VerifiedGrant,
         record: GrantedRecord,
-        ledger: LedgerReader,
+        stored_record: bytes | None,
         recipient_public: bytes,
     ) -> list[ReleasedTier]:
-        """The granted tiers of ``record`` re-sealed to ``recipient_public`` (not yet logged)."""
-        stored_record = ledger.state(
-            composite_key(RECORD_VERSION, record.record_id, sequence_key(record.version))
-        )
+        """The granted tiers of ``record`` re-sealed to ``recipient_public`` (not yet logged).
+
+        ``stored_record`` is the committed state at the record version's key
+        (:func:`record_version_key`), as the ledger holds it.
+        """
         if stored_record is None:
             raise _refuse(
                 f"record {record.record_id} v{record.version} is not on the ledger", grant.tx_id
@@ -325,9 +330,17 @@ class KeyCustodian:
         return released
 
 
+def record_version_key(record: GrantedRecord) -> str:
+    """The state key of the ledger's copy of one record version."""
+    return composite_key(RECORD_VERSION, record.record_id, sequence_key(record.version))
+
+
 def registered_key(ledger: LedgerReader, msp_id: str, fingerprint: str, *, tx_id: str) -> bytes:
     """The officer's X25519 public key from the ledger's identity registry."""
-    data = ledger.state(composite_key(ENC_KEY, msp_id, fingerprint))
+    return _registered_key(ledger.state(composite_key(ENC_KEY, msp_id, fingerprint)), tx_id=tx_id)
+
+
+def _registered_key(data: bytes | None, *, tx_id: str) -> bytes:
     if data is None:
         raise KeyNotRegistered(
             "the officer has no X25519 key on the ledger (RegisterEncryptionKey);"
@@ -435,14 +448,19 @@ class Custodians:
         before anything is logged or returned: one bad record refuses the lot.
         """
         now = _utc(now)
-        recipient = registered_key(
-            self.ledger, grant.officer_msp_id, grant.officer_fingerprint, tx_id=grant.tx_id
+        # The officer's key and every granted record version, from one snapshot.
+        stored = self.ledger.states(
+            [
+                composite_key(ENC_KEY, grant.officer_msp_id, grant.officer_fingerprint),
+                *(record_version_key(record) for record in grant.granted),
+            ]
         )
+        recipient = _registered_key(stored[0], tx_id=grant.tx_id)
         by_org: dict[str, list[ReleasedTier]] = {}
-        for record in grant.granted:
+        for record, stored_record in zip(grant.granted, stored[1:], strict=True):
             custodian = self.custodian(record.owner_org)
             by_org.setdefault(record.owner_org, []).extend(
-                custodian.reseal(grant, record, self.ledger, recipient)
+                custodian.reseal(grant, record, stored_record, recipient)
             )
         released: list[ReleasedTier] = []
         for org, tiers in by_org.items():
@@ -482,6 +500,7 @@ __all__ = [
     "ReleaseLog",
     "ReleasedTier",
     "VerifiedGrant",
+    "record_version_key",
     "registered_key",
     "release_entry",
     "release_log_path",

@@ -64,6 +64,15 @@ TRANSACTION_PROBLEMS: Final[dict[int | str, dict[str, Any]]] = {
     403: _problem("Proposal creator is not the caller, or the contract forbids it"),
     404: _problem("No such prepared transaction or ledger object"),
     409: _problem("Conflict: committed as invalid (commit_invalid) or the contract's conflict"),
+    410: _problem("The record was crypto-shredded (record_erased)"),
     503: _problem("The ledger is not available (ledger_unavailable)"),
     504: _problem("Ordered but not committed in time (commit_timeout)"),
+}
+
+#: Additional problem responses of routes that read the ledger (queries, committed state).
+QUERY_PROBLEMS: Final[dict[int | str, dict[str, Any]]] = {
+    400: _problem("The contract refused the query's arguments (chaincode code)"),
+    403: _problem("The contract or the policy forbids it (forbidden, citizen_not_registered)"),
+    404: _problem("No such ledger object (transaction_not_committed, the contract's not_found)"),
+    503: _problem("The ledger is not available or not set up (ledger_unavailable, ...)"),
 }

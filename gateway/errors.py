@@ -175,6 +175,11 @@ _HTTP_CODES: Final = {404: "not_found", 405: "method_not_allowed", 413: "request
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
+    if status == 400:
+        # FastAPI's answer to a body it cannot decode (e.g. not UTF-8): malformed JSON,
+        # which the API documents as 422 request_invalid like every other malformed body.
+        status = 422
+        exc = StarletteHTTPException(422, "the body is not JSON in UTF-8", exc.headers)
     code = _HTTP_CODES.get(status, "request_invalid" if status < 500 else "internal_error")
     try:
         phrase = HTTPStatus(status).phrase

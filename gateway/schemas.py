@@ -90,7 +90,7 @@ class CommitBody(Strict):
 _RECORD_EXAMPLE: dict[str, Any] = {
     "record_type": "residence_permit",
     "schema_version": 1,
-    "subject_identity_number": "440304199001011234",
+    "subject_identity_number": "440304199001011233",
     "fields": {
         "permit_number": "4403002024000123",
         "issuing_city_code": "440300",
@@ -98,7 +98,7 @@ _RECORD_EXAMPLE: dict[str, Any] = {
         "valid_from": "2024-03-01",
         "valid_to": "2027-02-28",
         "holder_name": "李明",
-        "holder_identity_number": "440304199001011234",
+        "holder_identity_number": "440304199001011233",
         "hukou_region_code": "510122",
         "residence_district_code": "440304",
         "residence_address": "深圳市福田区福华路 1 号",

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from gateway.deps import PROBLEMS, TRANSACTION_PROBLEMS, CallerDep, ServiceDep
+from gateway.deps import PROBLEMS, QUERY_PROBLEMS, TRANSACTION_PROBLEMS, CallerDep, ServiceDep
 from gateway.errors import RequestInvalid
 from gateway.schemas import EventList, PreparedTransaction, Problem, ReviewBody
 from gateway.service.notes import check_hash, store_note
@@ -26,6 +26,7 @@ ORG = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
     response_class=StreamingResponse,
     responses={
         **PROBLEMS,
+        **QUERY_PROBLEMS,
         200: {
             "content": {"application/octet-stream": {}},
             "description": "Blocks as varint length + serialized common.Block, from `from` on",
@@ -55,7 +56,7 @@ def blocks(
     )
 
 
-@router.get("/events", response_model=EventList, responses=PROBLEMS)
+@router.get("/events", response_model=EventList, responses={**PROBLEMS, **QUERY_PROBLEMS})
 async def events(
     service: ServiceDep,
     caller: CallerDep,

@@ -24,6 +24,7 @@ Address = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of
             "model": Problem,
             "description": "No live grant covers it (grant_required, grant_expired)",
         },
+        404: {"model": Problem, "description": "A grant covers it but it is not stored"},
         410: {"model": Problem, "description": "The record was erased (record_erased)"},
     },
 )

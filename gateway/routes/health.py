@@ -8,12 +8,17 @@ from fastapi.responses import Response
 from gateway.deps import PROBLEMS, CallerDep, ServiceDep
 from gateway.errors import Unavailable
 from gateway.metrics import CONTENT_TYPE
-from gateway.schemas import Health, LedgerInfo
+from gateway.schemas import Health, LedgerInfo, Problem
 
 router = APIRouter()
 
 
-@router.get("/healthz", response_model=Health, tags=["operations"])
+@router.get(
+    "/healthz",
+    response_model=Health,
+    tags=["operations"],
+    responses={503: {"model": Problem, "description": "The ledger network has stopped"}},
+)
 def healthz(service: ServiceDep) -> Health:
     """Liveness: the ledger network runs; its height and channel."""
     if not service.ledger.running():

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
-from gateway.deps import PROBLEMS, TRANSACTION_PROBLEMS, CallerDep, ServiceDep
+from gateway.deps import PROBLEMS, QUERY_PROBLEMS, TRANSACTION_PROBLEMS, CallerDep, ServiceDep
 from gateway.errors import GatewayError
 from gateway.schemas import (
     AccessesPage,
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1/me", tags=["citizens"])
 ORG = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 
 
-@router.get("/accesses", response_model=AccessesPage, responses=PROBLEMS)
+@router.get("/accesses", response_model=AccessesPage, responses={**PROBLEMS, **QUERY_PROBLEMS})
 async def my_accesses(
     service: ServiceDep,
     caller: CallerDep,
@@ -46,7 +46,7 @@ async def my_accesses(
     )
 
 
-@router.get("/consents", response_model=ConsentList, responses=PROBLEMS)
+@router.get("/consents", response_model=ConsentList, responses={**PROBLEMS, **QUERY_PROBLEMS})
 async def my_consents(service: ServiceDep, caller: CallerDep) -> ConsentList:
     """My consents (active, revoked, expired), as the ledger holds them."""
     result = await service.queries.my_consents(caller, now=service.now())

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 
-from gateway.deps import PROBLEMS, TRANSACTION_PROBLEMS, CallerDep, ServiceDep
+from gateway.deps import PROBLEMS, QUERY_PROBLEMS, TRANSACTION_PROBLEMS, CallerDep, ServiceDep
 from gateway.errors import NotFound
 from gateway.schemas import (
     CommitBody,
@@ -65,7 +65,7 @@ async def commit(
     )
 
 
-@router.get("/{tx_id}", response_model=TransactionStatus, responses=PROBLEMS)
+@router.get("/{tx_id}", response_model=TransactionStatus, responses={**PROBLEMS, **QUERY_PROBLEMS})
 def status(tx_id: TxId, service: ServiceDep, caller: CallerDep) -> TransactionStatus:
     """Where and how a transaction was committed (``404`` until it is)."""
     del caller

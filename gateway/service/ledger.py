@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -68,6 +68,19 @@ class CommittedTransaction:
     @property
     def valid(self) -> bool:
         return self.validation_code == VALID
+
+    @property
+    def validation_code_name(self) -> str:
+        return code_name(self.validation_code)
+
+
+@dataclass(frozen=True)
+class CommitOutcome:
+    """Where and how the committer validated a transaction this gateway submitted."""
+
+    tx_id: str
+    block_number: int
+    validation_code: int
 
     @property
     def validation_code_name(self) -> str:
@@ -126,6 +139,12 @@ class LedgerClient:
         with self.network.store.snapshot() as view:
             found = view.get_state(self.chaincode, key)
         return None if found is None else found.value
+
+    def states(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Committed world state at each of ``keys``, from one consistent snapshot."""
+        with self.network.store.snapshot() as view:
+            found = [view.get_state(self.chaincode, key) for key in keys]
+        return [None if entry is None else entry.value for entry in found]
 
     def state_json(self, object_type: str, *attributes: str) -> dict[str, Any] | None:
         """The committed JSON object at a composite key, or ``None``."""
@@ -217,8 +236,14 @@ class LedgerClient:
                 ) from exc
             raise _refusal(exc.message, proposal.tx_id, exc.status) from exc
 
-    async def commit(self, transaction: Transaction) -> CommittedTransaction:
-        """Order a caller-signed transaction and wait for its block; raise unless VALID."""
+    async def commit(self, transaction: Transaction) -> CommitOutcome:
+        """Order a caller-signed transaction and wait for its block; raise unless VALID.
+
+        The outcome is the committer's own notification for this envelope (the
+        block it landed in, even if a duplicate of its id landed earlier); the
+        ledger is not read back here. What must rest on the ledger -- a key
+        release -- reads it by transaction id (:meth:`committed`).
+        """
         tx_id = transaction.tx_id
         try:
             waiter = self.network.commit_waiter(tx_id, check_ledger=False)
@@ -244,15 +269,6 @@ class LedgerClient:
                 status=504,
                 tx_id=tx_id,
             ) from exc
-        committed = self.committed(tx_id)
-        if committed is None or committed.block_number != status.block_number:
-            # Our own envelope landed in a later block than a duplicate: report ours.
-            committed = CommittedTransaction(
-                tx_id=tx_id,
-                block_number=status.block_number,
-                validation_code=status.validation_code,
-                transaction=parse_envelope(transaction.envelope_bytes(), strict=False),
-            )
         if status.validation_code != VALID:
             raise Conflict(
                 f"transaction {tx_id} was committed as invalid in block {status.block_number}:"
@@ -262,12 +278,7 @@ class LedgerClient:
                 validation_code=code_name(status.validation_code),
                 block_number=status.block_number,
             )
-        return CommittedTransaction(
-            tx_id=tx_id,
-            block_number=status.block_number,
-            validation_code=status.validation_code,
-            transaction=committed.transaction,
-        )
+        return CommitOutcome(tx_id, status.block_number, status.validation_code)
 
 
-__all__ = ["CommittedTransaction", "LedgerClient", "composite_key"]
+__all__ = ["CommitOutcome", "CommittedTransaction", "LedgerClient", "composite_key"]

@@ -40,6 +40,7 @@ from gateway.service.policy import PolicyCache
 from policies.requests import ALL_DEPARTMENTS
 
 _FETCH_MAX: Final = 1000
+_FETCH_MIN: Final = 20
 _PAGES_MAX: Final = 20
 
 
@@ -156,8 +157,12 @@ class QueryService:
         since = max(start, after[0]) if (start and after) else (after[0] if after else start)
         found: list[Mapping[str, Any]] = []
         more = False
+        # Fetch about a page (the chaincode encodes every event it returns, so asking for
+        # a thousand to show twenty dominated a busy subject's request); a department
+        # filter discards most events, so it starts large. Each further fetch doubles.
+        fetch = _FETCH_MAX if department is not None else max(limit + 1, _FETCH_MIN)
         for _ in range(_PAGES_MAX):
-            arg: dict[str, Any] = {"subject": subject, "limit": _FETCH_MAX}
+            arg: dict[str, Any] = {"subject": subject, "limit": fetch}
             if since is not None:
                 arg["from"] = since
             if end is not None:
@@ -176,6 +181,7 @@ class QueryService:
                 more = len(found) > limit or bool(page.get("truncated") and events)
                 break
             since = events[-1]["decided_at"]
+            fetch = min(_FETCH_MAX, fetch * 2)
         else:
             more = True
         shown = found[:limit]

@@ -112,7 +112,9 @@ class ChaincodeHost:
         try:
             outcome = entry(stub)
             if inspect.isawaitable(outcome):
-                outcome = await asyncio.wait_for(outcome, self.timeout)
+                # Runs in the caller's task: no task per simulation, as wait_for would make.
+                async with asyncio.timeout(self.timeout):
+                    outcome = await outcome
         except TimeoutError:
             response = _error(f"timeout expired while executing transaction ({method})")
         except Exception as exc:

@@ -40,6 +40,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from fabric_protos.common import common_pb2 as _common_pb2
+from google.protobuf.message import DecodeError
+
 from network.engine.errors import CommitStatusError
 from network.engine.statedb import VALID, StateDB, StateWrite, TxIndexEntry
 from network.fabric.blocks import (
@@ -61,6 +64,8 @@ from network.fabric.validator import (
     validate_block,
     verify_block_signatures,
 )
+
+common_pb2: Any = _common_pb2
 
 _NANOS = 1_000_000_000
 #: Signatures verified at broadcast and not yet re-checked by the validator.
@@ -198,6 +203,30 @@ class Committer:
 
     # -- the steps ---------------------------------------------------------------------
 
+    def _tx_id_lookup(self, block: Any) -> Callable[[str], bool]:
+        """``tx_id_exists`` for the validator, answered by one tx-index query per block.
+
+        The block's tx ids are read from the channel headers and looked up
+        together; any other id (there should be none) is looked up on its own.
+        """
+        in_block: set[str] = set()
+        for raw in block.data.data:
+            try:
+                envelope = common_pb2.Envelope.FromString(raw)
+                payload = common_pb2.Payload.FromString(envelope.payload)
+                header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
+            except DecodeError:
+                continue  # the validator reports it; it never reaches the duplicate check
+            in_block.add(str(header.tx_id))
+        committed = self.store.committed_tx_ids(in_block)
+
+        def tx_id_exists(tx_id: str) -> bool:
+            if tx_id in in_block:
+                return tx_id in committed
+            return self.store.tx_exists(tx_id)
+
+        return tx_id_exists
+
     def validate(self, block: Any) -> BlockValidation:
         """Check the orderer's signature, then every transaction of ``block``.
 
@@ -211,7 +240,7 @@ class Committer:
             policies=self.policies,
             committed_version=self._version,
             committed_range=self._range,
-            tx_id_exists=self.store.tx_exists,
+            tx_id_exists=self._tx_id_lookup(block),
             check_time=self.check_time,
         )
 

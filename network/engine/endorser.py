@@ -9,7 +9,8 @@ Fabric peer's endorser and the Fabric Gateway's endorsement planning do it:
    certificate chains to an MSP of the channel config and is valid now, the
    signature over the proposal bytes verifies, the creator satisfies
    ``/Channel/Application/Writers``, the chaincode is installed and the
-   transaction id is not already on the ledger.
+   transaction id is not already on the ledger (asked of the read snapshot,
+   so a block being committed never stalls endorsement).
 2. **Simulate** the chaincode once against a snapshot of committed state,
    giving the response, the read-write set and the event.
 3. **Endorse**: each selected peer signs ``ProposalResponsePayload || endorser``
@@ -224,7 +225,12 @@ class Endorser:
             raise EndorseError(
                 f"proposal {proposal.tx_id} rejected: {exc}", tx_id=proposal.tx_id
             ) from None
-        if self.store.tx_exists(proposal.tx_id):
+        view = self._acquire_view()
+        try:
+            duplicate = view.snapshot.tx_exists(proposal.tx_id)
+        finally:
+            self._release_view(view)
+        if duplicate:
             raise EndorseError(
                 f"duplicate transaction found [{proposal.tx_id}]", tx_id=proposal.tx_id
             )
@@ -232,13 +238,21 @@ class Endorser:
 
     # -- 2. simulation -----------------------------------------------------------------
 
-    def _current_view(self) -> _SharedView:
+    def _acquire_view(self) -> _SharedView:
+        """The snapshot of the current committed height, counted as in use until released."""
         view = self._view
         if view is None or view.snapshot.height != self.store.height:
             if view is not None:
                 view.retire()
             view = self._view = _SharedView(self.store.snapshot())
+        view.users += 1
         return view
+
+    @staticmethod
+    def _release_view(view: _SharedView) -> None:
+        view.users -= 1
+        if view.retired and view.users == 0:
+            view.snapshot.close()
 
     async def simulate(self, proposal: Proposal) -> SimulationResult:
         """Run the chaincode on a snapshot of committed state (no checks, nothing signed).
@@ -248,14 +262,11 @@ class Endorser:
         transaction per block rather than one per proposal.
         """
         host = self.chaincodes[proposal.chaincode_name]
-        view = self._current_view()
-        view.users += 1
+        view = self._acquire_view()
         try:
             return await host.execute(proposal, view.snapshot)
         finally:
-            view.users -= 1
-            if view.retired and view.users == 0:
-                view.snapshot.close()
+            self._release_view(view)
 
     def close(self) -> None:
         """Release the read snapshot (the store closes separately)."""
@@ -284,14 +295,9 @@ class Endorser:
         for size in range(1, len(order) + 1):
             # combinations() keeps input order, so the most preferred sets come first.
             for chosen in itertools.combinations(order, size):
-                try:
-                    self.policy.evaluate_identities(
-                        [self._peer_identities[p.msp_id] for p in chosen]
-                    )
-                except PolicyNotSatisfiedError:
-                    continue
-                self._selection[creator_msp_id] = chosen
-                return chosen
+                if self.policy.is_satisfied_by([self._peer_identities[p.msp_id] for p in chosen]):
+                    self._selection[creator_msp_id] = chosen
+                    return chosen
         raise ConfigError("no set of the network's peers satisfies the endorsement policy")
 
     def peers_of(self, orgs: Sequence[str]) -> tuple[EndorsingPeer, ...]:

@@ -370,8 +370,12 @@ class EmbeddedNetwork:
         return await self.endorser.evaluate(proposal)
 
     def transaction_status(self, tx_id: str) -> TxStatus | None:
-        """The committed status of ``tx_id`` from the tx index, or ``None`` if not committed."""
-        location = self.store.get_transaction(tx_id)
+        """The committed status of ``tx_id`` from the tx index, or ``None`` if not committed.
+
+        Read from a snapshot, so the event loop never waits for a block commit.
+        """
+        with self.store.snapshot() as view:
+            location = view.get_transaction(tx_id)
         if location is None:
             return None
         return TxStatus(tx_id, location.validation_code, location.block_num)
@@ -567,7 +571,9 @@ async def wait_status(
 ) -> TxStatus:
     """Await a commit waiter, turning a timeout into :class:`CommitStatusError`."""
     try:
-        return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        # asyncio.timeout, not wait_for: no extra future and callbacks per submit.
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(waiter)
     except TimeoutError:
         network.forget_waiter(tx_id, waiter)
         raise CommitStatusError(

@@ -19,10 +19,14 @@ its batch size of transactions), which the ledger benchmark measures.
 Threads. An engine owns one read-write connection, created with
 ``check_same_thread=False`` and guarded by a re-entrant lock: every statement
 runs under that lock, so the object may be shared between the event loop and
-worker threads. Chaincode simulation should read from a :class:`StateSnapshot`
-instead: a pooled read-only connection holding an open read transaction, which
-in WAL mode gives a consistent view of one height without blocking commits --
-the equivalent of the read lock a Fabric peer holds while it simulates.
+worker threads. That lock is held for a whole block commit, fsync included,
+so code that must not stall behind a commit (chaincode simulation, the
+endorser's duplicate-transaction check) reads from a :class:`StateSnapshot`
+instead: a pooled read-only connection holding an open read transaction,
+which in WAL mode gives a consistent view of one height without blocking
+commits -- the equivalent of the read lock a Fabric peer holds while it
+simulates. The pool of reader connections has its own lock, so taking and
+returning a snapshot never waits for a commit either.
 
 Integrity. On open, the stored chain is verified: every block's data hash,
 its header hash (recomputed as Fabric does, compared with the stored one) and
@@ -34,6 +38,7 @@ checked by audit replay, covers that.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -264,9 +269,43 @@ class _Queries:
         rows = self._all("SELECT COALESCE(MAX(number) + 1, 0) FROM blocks")
         return int(rows[0][0])
 
+    def get_transaction(self, tx_id: str) -> TxLocation | None:
+        """Return where ``tx_id`` was first committed (Fabric reports the first), or ``None``."""
+        rows = self._all(
+            "SELECT block_num, tx_num, validation_code FROM transactions WHERE tx_id = ?"
+            " ORDER BY block_num, tx_num LIMIT 1",
+            (tx_id,),
+        )
+        if not rows:
+            return None
+        block_num, tx_num, code = rows[0]
+        return TxLocation(tx_id, block_num, tx_num, code)
+
+    def tx_exists(self, tx_id: str) -> bool:
+        """Whether ``tx_id`` appears in any committed block, valid or not (duplicate check)."""
+        return bool(self._all("SELECT 1 FROM transactions WHERE tx_id = ? LIMIT 1", (tx_id,)))
+
+    def committed_tx_ids(self, tx_ids: Iterable[str]) -> set[str]:
+        """Those of ``tx_ids`` that appear in a committed block: :meth:`tx_exists` for many.
+
+        One indexed lookup per id, in a single statement (the ids travel as one
+        JSON array parameter).
+        """
+        wanted = json.dumps(sorted(set(tx_ids)))
+        rows = self._all(
+            "SELECT DISTINCT t.tx_id FROM json_each(?) AS j"
+            " JOIN transactions AS t ON t.tx_id = j.value",
+            (wanted,),
+        )
+        return {str(row[0]) for row in rows}
+
 
 class StateSnapshot(_Queries):
     """A consistent read-only view of the committed ledger at one height.
+
+    It answers the state queries and the tx-index queries (:meth:`tx_exists`,
+    :meth:`committed_tx_ids`, :meth:`get_transaction`) as of that height,
+    without touching the engine's read-write connection or its lock.
 
     Obtained from :meth:`StateDB.snapshot`; use it as a context manager (or
     call :meth:`close`) so its connection returns to the pool promptly: an open
@@ -316,6 +355,9 @@ class StateDB(_Queries):
         """
         self.path = Path(path)
         self._lock = threading.RLock()
+        # Guards the idle reader pool (and the closed flag snapshots check), never
+        # held across SQL, so snapshots are taken and returned while a block commits.
+        self._pool_lock = threading.Lock()
         self._readers: list[sqlite3.Connection] = []
         self._closed = False
         self._tip_hash = b""
@@ -383,14 +425,19 @@ class StateDB(_Queries):
                 self._tip_hash = bytes(row[0])
 
     def close(self) -> None:
-        """Close the engine connection and pooled reader connections."""
+        """Close the engine connection and pooled reader connections.
+
+        Snapshots still open keep their connection until they are closed; it
+        is then closed instead of returning to the pool.
+        """
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            for reader in self._readers:
+            with self._pool_lock:
+                if self._closed:
+                    return
+                self._closed = True
+                readers, self._readers = self._readers, []
+            for reader in readers:
                 reader.close()
-            self._readers.clear()
             self._conn.close()
 
     def __enter__(self) -> StateDB:
@@ -589,8 +636,10 @@ class StateDB(_Queries):
         writes: Iterable[StateWrite],
     ) -> None:
         # Consumed inside the open transaction: a failure part-way rolls back.
-        # Applied in transaction order, so a later transaction's write or delete wins.
+        # Applied in transaction order, so a later transaction's write or delete wins:
+        # only each key's last write reaches the state table, in two batched statements.
         history: list[tuple[str, bytes, int, int, str, int, bytes, int, int]] = []
+        final: dict[tuple[str, bytes], tuple[bytes | None, int]] = {}
         for write in sorted(writes, key=lambda w: w.tx_num):
             entry = entries.get(write.tx_num)
             if entry is None or entry.validation_code != VALID:
@@ -600,18 +649,8 @@ class StateDB(_Queries):
                     code="block_rejected",
                 )
             key = _key_bytes(write.key)
-            if write.value is None:
-                conn.execute(
-                    "DELETE FROM state WHERE namespace = ? AND key = ?", (write.namespace, key)
-                )
-                value = b""
-            else:
-                value = bytes(write.value)
-                conn.execute(
-                    "INSERT OR REPLACE INTO state (namespace, key, value, block_num, tx_num)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (write.namespace, key, value, number, write.tx_num),
-                )
+            value = None if write.value is None else bytes(write.value)
+            final[(write.namespace, key)] = (value, write.tx_num)
             history.append(
                 (
                     write.namespace,
@@ -619,12 +658,25 @@ class StateDB(_Queries):
                     number,
                     write.tx_num,
                     entry.tx_id,
-                    int(write.value is None),
-                    value,
+                    int(value is None),
+                    b"" if value is None else value,
                     entry.timestamp_seconds,
                     entry.timestamp_nanos,
                 )
             )
+        conn.executemany(
+            "DELETE FROM state WHERE namespace = ? AND key = ?",
+            [(ns, key) for (ns, key), (value, _) in final.items() if value is None],
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO state (namespace, key, value, block_num, tx_num)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [
+                (ns, key, value, number, tx_num)
+                for (ns, key), (value, tx_num) in final.items()
+                if value is not None
+            ],
+        )
         conn.executemany(
             "INSERT OR REPLACE INTO history (namespace, key, block_num, tx_num, tx_id,"
             " is_delete, value, ts_seconds, ts_nanos) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -632,22 +684,6 @@ class StateDB(_Queries):
         )
 
     # -- indexes and metadata --------------------------------------------------------
-
-    def get_transaction(self, tx_id: str) -> TxLocation | None:
-        """Return where ``tx_id`` was first committed (Fabric reports the first), or ``None``."""
-        rows = self._all(
-            "SELECT block_num, tx_num, validation_code FROM transactions WHERE tx_id = ?"
-            " ORDER BY block_num, tx_num LIMIT 1",
-            (tx_id,),
-        )
-        if not rows:
-            return None
-        block_num, tx_num, code = rows[0]
-        return TxLocation(tx_id, block_num, tx_num, code)
-
-    def tx_exists(self, tx_id: str) -> bool:
-        """Whether ``tx_id`` appears in any committed block, valid or not (duplicate check)."""
-        return bool(self._all("SELECT 1 FROM transactions WHERE tx_id = ? LIMIT 1", (tx_id,)))
 
     def get_metadata(self, name: str) -> bytes | None:
         """Return a metadata value stored with :meth:`commit_block` or :meth:`set_metadata`."""
@@ -664,8 +700,12 @@ class StateDB(_Queries):
     # -- snapshots -------------------------------------------------------------------
 
     def snapshot(self) -> StateSnapshot:
-        """Open a consistent read-only view of the current committed height."""
-        with self._lock:
+        """Open a consistent read-only view of the current committed height.
+
+        Never waits for a block commit in progress: the view shows the ledger
+        as it was before that block, or after it.
+        """
+        with self._pool_lock:
             if self._closed:
                 raise LedgerError("ledger database is closed")
             conn = self._readers.pop() if self._readers else None
@@ -683,8 +723,8 @@ class StateDB(_Queries):
         return StateSnapshot(self, conn)
 
     def _release_reader(self, conn: sqlite3.Connection) -> None:
-        with self._lock:
-            if self._closed or len(self._readers) >= _MAX_IDLE_READERS:
-                conn.close()
-            else:
+        with self._pool_lock:
+            if not self._closed and len(self._readers) < _MAX_IDLE_READERS:
                 self._readers.append(conn)
+                return
+        conn.close()

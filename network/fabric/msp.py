@@ -19,7 +19,7 @@ the same by default; pass ``now`` to also require validity at that instant
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -371,58 +371,109 @@ class MSPRegistry:
 
     def satisfies_principal(self, identity: ValidatedIdentity, principal: Any) -> None:
         """Raise :class:`MSPError` unless ``identity`` satisfies the ``MSPPrincipal``."""
+        problem = self.principal_mismatch(identity, principal)
+        if problem is not None:
+            raise MSPError(problem)
+
+    def is_satisfied(self, identity: ValidatedIdentity, principal: Any) -> bool:
+        """Whether ``identity`` satisfies the ``MSPPrincipal`` (no exception either way)."""
+        return self.principal_mismatch(identity, principal) is None
+
+    def principal_matcher(self, principal: Any) -> Callable[[ValidatedIdentity], bool]:
+        """A predicate equivalent to :meth:`is_satisfied` for one ``MSPPrincipal``.
+
+        A policy checks its principals against every signer of every
+        transaction, so the common ROLE principal is decoded once here.
+        """
+        if int(principal.principal_classification) == int(_Classification.ROLE):
+            try:
+                role = _parse(msp_principal_pb2.MSPRole(), principal.principal, "MSPRole")
+            except MSPError:
+                return lambda identity: False
+            msp_id, role_type = str(role.msp_identifier), int(role.role)
+            known = msp_id in self.msps
+
+            def role_matches(identity: ValidatedIdentity) -> bool:
+                return (
+                    known
+                    and identity.msp_id == msp_id
+                    and self._role_mismatch(identity, role_type) is None
+                )
+
+            return role_matches
+        return lambda identity: self.principal_mismatch(identity, principal) is None
+
+    def principal_mismatch(self, identity: ValidatedIdentity, principal: Any) -> str | None:
+        """Why ``identity`` does not satisfy the ``MSPPrincipal``, or ``None`` if it does.
+
+        Policy evaluation asks this for every identity/principal pair, most of
+        which do not match, so a mismatch is a return value, not an exception.
+        """
         kind = int(principal.principal_classification)
-        if kind == int(_Classification.ROLE):
-            role = _parse(msp_principal_pb2.MSPRole(), principal.principal, "MSPRole")
-            self._require_msp(identity, str(role.msp_identifier))
-            self._satisfies_role(identity, int(role.role))
-        elif kind == int(_Classification.IDENTITY):
-            other = _parse(identities_pb2.SerializedIdentity(), principal.principal, "identity")
-            cert = _load_pem(bytes(other.id_bytes), "principal identity")
-            if str(other.mspid) != identity.msp_id or cert != identity.certificate:
-                raise MSPError("identity is not the one the principal names")
-        elif kind == int(_Classification.ORGANIZATION_UNIT):
-            ou = _parse(msp_principal_pb2.OrganizationUnit(), principal.principal, "OU")
-            self._require_msp(identity, str(ou.msp_identifier))
-            if str(ou.organizational_unit_identifier) not in identity.organizational_units or (
-                bytes(ou.certifiers_identifier) != identity.certifiers_identifier
-            ):
-                raise MSPError(f"identity is not in OU {ou.organizational_unit_identifier!r}")
-        elif kind == int(_Classification.COMBINED):
-            combined = _parse(
-                msp_principal_pb2.CombinedPrincipal(), principal.principal, "combined principal"
-            )
-            if not combined.principals:
-                raise MSPError("empty combined principal")
-            for sub in combined.principals:
-                self.satisfies_principal(identity, sub)
-        elif kind == int(_Classification.ANONYMITY):
-            anonymity = _parse(
-                msp_principal_pb2.MSPIdentityAnonymity(), principal.principal, "anonymity"
-            )
-            if int(anonymity.anonymity_type) != int(msp_principal_pb2.MSPIdentityAnonymity.NOMINAL):
-                raise MSPError("X.509 identities are nominal, not anonymous")
-        else:
-            raise MSPError(f"unknown principal classification {kind}")
+        try:
+            if kind == int(_Classification.ROLE):
+                role = _parse(msp_principal_pb2.MSPRole(), principal.principal, "MSPRole")
+                msp_id = str(role.msp_identifier)
+                return self._msp_mismatch(identity, msp_id) or self._role_mismatch(
+                    identity, int(role.role)
+                )
+            if kind == int(_Classification.IDENTITY):
+                other = _parse(identities_pb2.SerializedIdentity(), principal.principal, "identity")
+                cert = _load_pem(bytes(other.id_bytes), "principal identity")
+                if str(other.mspid) != identity.msp_id or cert != identity.certificate:
+                    return "identity is not the one the principal names"
+                return None
+            if kind == int(_Classification.ORGANIZATION_UNIT):
+                ou = _parse(msp_principal_pb2.OrganizationUnit(), principal.principal, "OU")
+                problem = self._msp_mismatch(identity, str(ou.msp_identifier))
+                if problem is not None:
+                    return problem
+                if str(ou.organizational_unit_identifier) not in identity.organizational_units or (
+                    bytes(ou.certifiers_identifier) != identity.certifiers_identifier
+                ):
+                    return f"identity is not in OU {ou.organizational_unit_identifier!r}"
+                return None
+            if kind == int(_Classification.COMBINED):
+                combined = _parse(
+                    msp_principal_pb2.CombinedPrincipal(), principal.principal, "combined principal"
+                )
+                if not combined.principals:
+                    return "empty combined principal"
+                for sub in combined.principals:
+                    problem = self.principal_mismatch(identity, sub)
+                    if problem is not None:
+                        return problem
+                return None
+            if kind == int(_Classification.ANONYMITY):
+                anonymity = _parse(
+                    msp_principal_pb2.MSPIdentityAnonymity(), principal.principal, "anonymity"
+                )
+                nominal = int(msp_principal_pb2.MSPIdentityAnonymity.NOMINAL)
+                if int(anonymity.anonymity_type) != nominal:
+                    return "X.509 identities are nominal, not anonymous"
+                return None
+        except MSPError as exc:  # an unreadable principal matches no identity
+            return exc.message
+        return f"unknown principal classification {kind}"
 
-    def _require_msp(self, identity: ValidatedIdentity, msp_id: str) -> None:
+    def _msp_mismatch(self, identity: ValidatedIdentity, msp_id: str) -> str | None:
         if identity.msp_id != msp_id:
-            raise MSPError(f"identity is in {identity.msp_id}, the principal needs {msp_id}")
+            return f"identity is in {identity.msp_id}, the principal needs {msp_id}"
         if msp_id not in self.msps:
-            raise MSPError(f"principal names unknown MSP {msp_id!r}")
+            return f"principal names unknown MSP {msp_id!r}"
+        return None
 
-    def _satisfies_role(self, identity: ValidatedIdentity, role: int) -> None:
+    def _role_mismatch(self, identity: ValidatedIdentity, role: int) -> str | None:
         msp = self.msps[identity.msp_id]
         if role == int(_Role.MEMBER):
-            return
+            return None
         if role == int(_Role.ADMIN):
-            if not msp.is_admin(identity):
-                raise MSPError(f"identity is not an admin of {msp.msp_id}")
-            return
+            return None if msp.is_admin(identity) else f"identity is not an admin of {msp.msp_id}"
         wanted = _ROLE_OU.get(role)
         if wanted is None:
-            raise MSPError(f"unknown MSP role {role}")
+            return f"unknown MSP role {role}"
         if not msp.node_ous_enabled:
-            raise MSPError(f"{msp.msp_id} has NodeOUs disabled; cannot check the {wanted} role")
+            return f"{msp.msp_id} has NodeOUs disabled; cannot check the {wanted} role"
         if identity.node_ou != wanted:
-            raise MSPError(f"identity is a {identity.node_ou}, the principal needs a {wanted}")
+            return f"identity is a {identity.node_ou}, the principal needs a {wanted}"
+        return None

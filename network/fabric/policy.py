@@ -4,7 +4,12 @@
 accepts (``AND('A.peer', 'B.peer')``, ``OR(...)``, ``OutOf(2, ...)``, nested;
 principals ``'MSPID.member|admin|client|peer|orderer'``) into a genuine
 ``common.SignaturePolicyEnvelope`` with the same principal numbering Fabric
-produces, so envelopes compare byte for byte with ``configtxgen``'s.
+produces, so envelopes compare byte for byte with ``configtxgen``'s and the
+peer CLI's. Fabric's ``policydsl.FromString`` numbers principals as its
+expression evaluator calls the gates: a gate's nested gates first (left to
+right), then the gate's own quoted principals (left to right). It gives
+every occurrence its own ``identities`` entry, even a repeated principal
+(its source says ``TODO: deduplicate principals``), and so do we.
 
 Evaluation follows Fabric's ``cauthdsl``: signatures are first reduced to
 valid, de-duplicated identities; then ``NOutOf`` counts sub-rules greedily,
@@ -21,6 +26,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +40,6 @@ from google.protobuf.message import DecodeError
 
 from network.fabric.errors import (
     ConfigError,
-    MSPError,
     PolicyNotSatisfiedError,
     PolicySyntaxError,
 )
@@ -63,6 +68,8 @@ _TOKEN = re.compile(
     r"\s*(?:(?P<name>[A-Za-z][A-Za-z0-9.\-]*)|(?P<num>\d+)|(?P<str>'[^']*'|\"[^\"]*\")|(?P<p>[(),]))"
 )
 _GATES = {"and": "AND", "or": "OR", "outof": "OUTOF"}
+#: Deepest gate nesting accepted: protobuf refuses messages nested ~100 deep (2 per gate).
+_MAX_DEPTH = 40
 
 _Meta: Any = policies_pb2.ImplicitMetaPolicy
 SIGNATURE_POLICY: int = int(policies_pb2.Policy.SIGNATURE)
@@ -72,7 +79,17 @@ IMPLICIT_META_POLICY: int = int(policies_pb2.Policy.IMPLICIT_META)
 # --- the signature-policy language --------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Gate:
+    """A parsed ``OutOf`` (``AND``/``OR`` already turned into thresholds)."""
+
+    threshold: int
+    rules: tuple[_Gate | str, ...]
+
+
 class _Parser:
+    """Tokenise and parse an expression into a tree of gates and principal names."""
+
     def __init__(self, text: str) -> None:
         self.text = text
         self.tokens: list[tuple[str, str, int]] = []
@@ -86,7 +103,7 @@ class _Parser:
             self.tokens.append((kind, match.group(kind), match.start(kind)))
             pos = match.end()
         self.index = 0
-        self.principals: list[str] = []
+        self.depth = 0
 
     def _peek(self) -> tuple[str, str, int] | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
@@ -103,17 +120,17 @@ class _Parser:
         if kind != "p" or value != char:
             raise PolicySyntaxError(f"expected {char!r} at position {pos} in {self.text!r}")
 
-    def parse(self) -> Any:
+    def parse(self) -> _Gate | str:
         rule = self._rule()
         token = self._peek()
         if token is not None:
             raise PolicySyntaxError(f"unexpected {token[1]!r} at position {token[2]}")
         return rule
 
-    def _rule(self) -> Any:
+    def _rule(self) -> _Gate | str:
         kind, value, pos = self._next("a gate or a principal")
         if kind == "str":
-            return self._signed_by(value[1:-1], pos)
+            return self._principal(value[1:-1], pos)
         if kind == "name" and _PRINCIPAL.match(value):
             raise PolicySyntaxError(f"principal {value} at position {pos} must be quoted")
         if kind != "name" or value.lower() not in _GATES:
@@ -122,6 +139,9 @@ class _Parser:
             )
         gate = _GATES[value.lower()]
         self._punct("(")
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            raise PolicySyntaxError(f"gates nested more than {_MAX_DEPTH} deep at position {pos}")
         threshold = None
         if gate == "OUTOF":
             kind, number, npos = self._next("a number")
@@ -134,6 +154,7 @@ class _Parser:
             self.index += 1
             rules.append(self._rule())
         self._punct(")")
+        self.depth -= 1
         if gate == "AND":
             threshold = len(rules)
         elif gate == "OR":
@@ -143,19 +164,39 @@ class _Parser:
             raise PolicySyntaxError(
                 f"OutOf({threshold}, ...) at position {pos} needs between 1 and {len(rules)}"
             )
-        return policies_pb2.SignaturePolicy(
-            n_out_of=policies_pb2.SignaturePolicy.NOutOf(n=threshold, rules=rules)
-        )
+        return _Gate(threshold, tuple(rules))
 
-    def _signed_by(self, principal: str, pos: int) -> Any:
+    @staticmethod
+    def _principal(principal: str, pos: int) -> str:
         if not _PRINCIPAL.match(principal):
             raise PolicySyntaxError(
                 f"principal {principal!r} at position {pos} is not 'MSPID.role' with role one of "
                 "member, admin, client, peer, orderer"
             )
-        if principal not in self.principals:
-            self.principals.append(principal)
-        return policies_pb2.SignaturePolicy(signed_by=self.principals.index(principal))
+        return principal
+
+
+def _encode(rule: _Gate | str, principals: list[str]) -> Any:
+    """Build the ``SignaturePolicy`` of ``rule``, appending principals in Fabric's order.
+
+    Fabric's evaluator runs a gate's nested gates (its arguments) before the
+    gate itself, and the gate then numbers its own principals; every
+    occurrence gets a new number.
+    """
+    if isinstance(rule, str):
+        # A bare principal: Fabric's parser wants a gate, we accept it as SignedBy.
+        principals.append(rule)
+        return policies_pb2.SignaturePolicy(signed_by=len(principals) - 1)
+    built: list[Any] = [
+        _encode(sub, principals) if isinstance(sub, _Gate) else None for sub in rule.rules
+    ]
+    for i, sub in enumerate(rule.rules):
+        if isinstance(sub, str):
+            principals.append(sub)
+            built[i] = policies_pb2.SignaturePolicy(signed_by=len(principals) - 1)
+    return policies_pb2.SignaturePolicy(
+        n_out_of=policies_pb2.SignaturePolicy.NOutOf(n=rule.threshold, rules=built)
+    )
 
 
 def role_principal(msp_id: str, role: str) -> Any:
@@ -176,10 +217,10 @@ def parse_signature_policy(text: str) -> Any:
     """
     if not isinstance(text, str) or not text.strip():
         raise PolicySyntaxError("empty signature policy")
-    parser = _Parser(text)
-    rule = parser.parse()
+    principals: list[str] = []
+    rule = _encode(_Parser(text).parse(), principals)
     identities = []
-    for principal in parser.principals:
+    for principal in principals:
         match = _PRINCIPAL.match(principal)
         assert match is not None
         identities.append(role_principal(match.group(1), match.group(2)))
@@ -216,6 +257,18 @@ class Policy(ABC):
     def evaluate_identities(self, identities: Sequence[ValidatedIdentity]) -> None:
         """Raise :class:`PolicyNotSatisfiedError` unless these (verified) signers satisfy it."""
 
+    def is_satisfied_by(self, identities: Sequence[ValidatedIdentity]) -> bool:
+        """Whether these (verified) signers satisfy the policy; never raises for "no".
+
+        For callers that try candidates (implicit-meta sub-policies, endorser
+        selection), where "not satisfied" is an expected answer, not an error.
+        """
+        try:
+            self.evaluate_identities(identities)
+        except PolicyNotSatisfiedError:
+            return False
+        return True
+
     @abstractmethod
     def evaluate_signed_data(
         self, signed: Sequence[SignedData], *, now: datetime | None = None
@@ -242,28 +295,29 @@ class SignaturePolicy(Policy):
             index = int(rule.signed_by)
             if not 0 <= index < len(self.envelope.identities):
                 raise ConfigError(f"signature policy refers to missing identity {index}")
-            principal = self.envelope.identities[index]
+            matches = self.msps.principal_matcher(self.envelope.identities[index])
 
             def signed_by(identities: Sequence[ValidatedIdentity], used: list[bool]) -> bool:
                 for i, identity in enumerate(identities):
-                    if used[i]:
-                        continue
-                    try:
-                        self.msps.satisfies_principal(identity, principal)
-                    except MSPError:
-                        continue
-                    used[i] = True
-                    return True
+                    if not used[i] and matches(identity):
+                        used[i] = True
+                        return True
                 return False
 
             return signed_by
         if which == "n_out_of":
             threshold = int(rule.n_out_of.n)
-            subs = [self._compile(r) for r in rule.n_out_of.rules]
+            subs = [
+                (self._compile(r), r.WhichOneof("Type") == "signed_by") for r in rule.n_out_of.rules
+            ]
 
             def n_out_of(identities: Sequence[ValidatedIdentity], used: list[bool]) -> bool:
                 verified = 0
-                for sub in subs:
+                for sub, leaf in subs:
+                    if leaf:
+                        # A SignedBy marks nothing when it fails, so it needs no trial copy.
+                        verified += sub(identities, used)
+                        continue
                     trial = list(used)
                     if sub(identities, trial):
                         verified += 1
@@ -273,8 +327,11 @@ class SignaturePolicy(Policy):
             return n_out_of
         raise ConfigError("signature policy rule is neither signed_by nor n_out_of")
 
+    def is_satisfied_by(self, identities: Sequence[ValidatedIdentity]) -> bool:
+        return self._rule(identities, [False] * len(identities))
+
     def evaluate_identities(self, identities: Sequence[ValidatedIdentity]) -> None:
-        if not self._rule(identities, [False] * len(identities)):
+        if not self.is_satisfied_by(identities):
             signers = ", ".join(f"{i.msp_id}:{i.common_name}" for i in identities) or "none"
             raise PolicyNotSatisfiedError(
                 f"signature policy {format_signature_policy(self.envelope)} is not satisfied "
@@ -303,6 +360,9 @@ class RejectPolicy(Policy):
     def evaluate_identities(self, identities: Sequence[ValidatedIdentity]) -> None:
         raise PolicyNotSatisfiedError(f"policy {self.path} does not exist")
 
+    def is_satisfied_by(self, identities: Sequence[ValidatedIdentity]) -> bool:
+        return False
+
     def evaluate_signed_data(
         self, signed: Sequence[SignedData], *, now: datetime | None = None
     ) -> None:
@@ -329,16 +389,21 @@ class ImplicitMetaPolicy(Policy):
         if count == 0:
             self.threshold = 0
 
-    def evaluate_identities(self, identities: Sequence[ValidatedIdentity]) -> None:
+    def _count(self, identities: Sequence[ValidatedIdentity]) -> int:
+        """Sub-policies satisfied, counting no further than the threshold."""
         satisfied = 0
         for sub in self.sub_policies:
-            try:
-                sub.evaluate_identities(identities)
-            except PolicyNotSatisfiedError:
-                continue
-            satisfied += 1
             if satisfied >= self.threshold:
-                return
+                break
+            if sub.is_satisfied_by(identities):
+                satisfied += 1
+        return satisfied
+
+    def is_satisfied_by(self, identities: Sequence[ValidatedIdentity]) -> bool:
+        return self._count(identities) >= self.threshold
+
+    def evaluate_identities(self, identities: Sequence[ValidatedIdentity]) -> None:
+        satisfied = self._count(identities)
         if satisfied >= self.threshold:
             return
         rule = _Meta.Rule.Name(self.rule)

@@ -14,6 +14,7 @@ import hashlib
 import io
 import secrets
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -263,3 +264,58 @@ def test_department_log_is_for_auditors(env: Env, story: dict[str, Any]) -> None
     refused = env.client("officer.education.sz1").request("GET", query)
     assert refused.status_code == 403
     assert refused.json()["code"] == "forbidden"
+
+
+def test_paging_walks_every_access_once(env: Env) -> None:
+    """Small pages, with and without a department filter, yield every access once, in order."""
+    number = identity_number(43)
+    registrar = env.client("registrar.housing.sz1")
+    registered = registrar.register_record(
+        {
+            "record_type": "housing_rental",
+            "subject_identity_number": number,
+            "fields": catalogue_example("housing_rental"),
+            "record_id": "hr-paging-1",
+        }
+    )
+    subject = registered["draft"]["subject"]
+    civil = env.client("registrar.civilaffairs.sz1")
+    bound = civil.submit(
+        "/v1/transactions",
+        "RegisterCitizen",
+        {
+            "certificate": env.consortium.identity("citizen.c2").cert_pem().decode("ascii"),
+            "subject": subject,
+        },
+    )
+    assert bound.status_code == 200, bound.text
+    officer, citizen = env.client(HUKOU), env.client("citizen.c2")
+
+    def ask(_: int) -> str:
+        response = officer.request_access(
+            subject, tier="T2", purpose="points_hukou", record_types=["housing_rental"]
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["tx_id"])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        asked = set(pool.map(ask, range(27)))
+    everything = citizen.request("GET", "/v1/me/accesses?limit=200").json()
+    assert everything["next_cursor"] is None
+    order = [e["event_id"] for e in everything["accesses"]]
+    assert set(order) == asked
+    assert len(order) == 27
+    for query in ("limit=4", "limit=5&department=PublicSecurity"):
+        walked: list[str] = []
+        cursor = ""
+        for _ in range(20):
+            page = citizen.request("GET", f"/v1/me/accesses?{query}{cursor}").json()
+            assert len(page["accesses"]) <= 5
+            walked += [e["event_id"] for e in page["accesses"]]
+            if page["next_cursor"] is None:
+                break
+            cursor = f"&cursor={page['next_cursor']}"
+        assert walked == order, query
+    none = citizen.request("GET", "/v1/me/accesses?limit=3&department=Education").json()
+    assert none["accesses"] == []
+    assert none["next_cursor"] is None

@@ -162,6 +162,9 @@ class Forged:
         value: bytes | None = self._state(key, real) if self._state else real
         return value
 
+    def states(self, keys: list[str]) -> list[bytes | None]:
+        return [self.state(key) for key in keys]
+
 
 def _decided(world: World, tx_id: str) -> Any:
     tx = world.service.ledger.committed(tx_id)

@@ -144,6 +144,17 @@ async def test_malformed_json(harness: Harness) -> None:
     assert harness.service.ledger.height == height
 
 
+async def test_body_not_utf8(harness: Harness) -> None:
+    """A body FastAPI cannot even decode is malformed JSON too: 422, not 400."""
+    height = harness.service.ledger.height
+    content = b'{"proposal": "\xff\xfe"}'
+    headers = harness.headers("officer.education.sz1", "POST", "/v1/access-requests", content)
+    response = await harness.http.post("/v1/access-requests", content=content, headers=headers)
+    body = problem(response, 422, "request_invalid")
+    assert "\\xff" not in body["detail"]
+    assert harness.service.ledger.height == height
+
+
 async def test_unknown_member(harness: Harness) -> None:
     height = harness.service.ledger.height
     response = await harness.send(

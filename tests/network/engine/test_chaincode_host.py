@@ -192,6 +192,32 @@ async def test_host_turns_failures_into_error_responses(db: StateDB) -> None:
     assert "timeout" in slow.message
 
 
+class TaskRecorder(Chaincode):
+    """Records the asyncio task its ``invoke`` coroutine runs in."""
+
+    def __init__(self) -> None:
+        self.tasks: list[asyncio.Task[Any] | None] = []
+
+    async def init(self, stub: Any) -> Any:
+        return success(b"")
+
+    async def invoke(self, stub: Any) -> Any:
+        self.tasks.append(asyncio.current_task())
+        await asyncio.sleep(0)  # a real suspension, still under the timeout
+        return success(b"ok")
+
+
+async def test_simulation_runs_in_the_caller_s_task_under_the_timeout(db: StateDB) -> None:
+    """No task per simulation: the chaincode coroutine is awaited in place, with a deadline."""
+    recorder = TaskRecorder()
+    host = ChaincodeHost(recorder, name=NAME, timeout=5.0)
+    assert (await _run(host, db, "anything")).payload == b"ok"
+    assert recorder.tasks == [asyncio.current_task()]
+    untimed = ChaincodeHost(recorder, name=NAME, timeout=None)
+    assert (await _run(untimed, db, "anything")).payload == b"ok"
+    assert recorder.tasks[-1] is asyncio.current_task()
+
+
 async def test_host_checks_the_proposal_and_the_chaincode(db: StateDB) -> None:
     host = ChaincodeHost(AssetTransferChaincode(), name=NAME)
     other = Proposal.build(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,6 +134,50 @@ def test_invalid_transactions_are_indexed_but_change_nothing(db: StateDB) -> Non
     assert not db.tx_exists("t9")
 
 
+def test_later_transactions_win_over_deletes_and_writes_in_one_block(db: StateDB) -> None:
+    commit(db, [{"cc": {"gone": b"0", "back": b"0"}}], tx_ids=["t0"])
+    commit(
+        db,
+        [
+            {"cc": {"gone": b"1", "back": None, "new": b"1"}},
+            {"cc": {"gone": None, "back": b"2"}},
+            {"cc": {"new": b"3"}},
+        ],
+        tx_ids=["t1", "t2", "t3"],
+    )
+    assert db.get_state("cc", "gone") is None
+    back = db.get_state("cc", "back")
+    assert back is not None
+    assert (back.value, back.version) == (b"2", Version(1, 1))
+    new = db.get_state("cc", "new")
+    assert new is not None
+    assert (new.value, new.version) == (b"3", Version(1, 2))
+    # History keeps every write, not only the last one of the block.
+    assert [(h.tx_id, h.is_delete, h.value) for h in db.get_history("cc", "gone")] == [
+        ("t2", True, b""),
+        ("t1", False, b"1"),
+        ("t0", False, b"0"),
+    ]
+    assert [(h.tx_id, h.is_delete) for h in db.get_history("cc", "back")] == [
+        ("t2", False),
+        ("t1", True),
+        ("t0", False),
+    ]
+
+
+def test_committed_tx_ids_is_tx_exists_for_many(db: StateDB) -> None:
+    commit(db, [{}, {}], tx_ids=["t1", "t2"], codes=[0, MVCC_READ_CONFLICT])
+    commit(db, [{}], tx_ids=["t1"], codes=[9])
+    odd = "q'uo\"te\\"
+    commit(db, [{}], tx_ids=[odd])
+    asked = ["t1", "t2", "t3", "t1", odd, "", "T1"]
+    assert db.committed_tx_ids(asked) == {"t1", "t2", odd}
+    assert db.committed_tx_ids(asked) == {t for t in asked if db.tx_exists(t)}
+    assert db.committed_tx_ids([]) == set()
+    with db.snapshot() as view:
+        assert view.committed_tx_ids(asked) == {"t1", "t2", odd}
+
+
 def test_refuses_writes_of_an_invalid_transaction(db: StateDB) -> None:
     block = new_block(0, b"", [b"env"])
     with pytest.raises(LedgerError, match="not a valid transaction"):
@@ -255,6 +300,63 @@ def test_snapshot_sees_one_height_while_commits_continue(db: StateDB) -> None:
     with db.snapshot() as view:
         assert view.height == 2
         assert [kv.key for kv in view.get_state_range("cc", "", "")] == ["a", "b", "c"]
+
+
+def test_snapshots_answer_tx_index_queries_at_their_height(db: StateDB) -> None:
+    commit(db, [{"cc": {"a": b"1"}}], tx_ids=["t1"])
+    with db.snapshot() as view:
+        commit(db, [{"cc": {"a": b"2"}}], tx_ids=["t2"])
+        assert view.tx_exists("t1")
+        assert not view.tx_exists("t2")  # committed after the snapshot was taken
+        location = view.get_transaction("t1")
+        assert location is not None
+        assert (location.block_num, location.tx_num, location.validation_code) == (0, 0, 0)
+        assert view.get_transaction("t2") is None
+    assert db.tx_exists("t2")
+    with db.snapshot() as view:
+        assert view.tx_exists("t2")
+
+
+def test_snapshots_are_taken_and_returned_while_a_block_commits(db: StateDB) -> None:
+    """Endorsement reads never wait for a commit (which holds the write lock through fsync)."""
+    commit(db, [{"cc": {"a": b"1"}}], tx_ids=["t1"])
+    inside_commit = threading.Event()
+    finish_commit = threading.Event()
+
+    def paused_writes() -> Iterator[StateWrite]:
+        yield StateWrite(0, "cc", "a", b"2")
+        inside_commit.set()  # BEGIN IMMEDIATE ran and the write lock is held
+        finish_commit.wait(10)
+
+    block = new_block(db.height, db.tip_hash, [b"env"])
+    committer = threading.Thread(
+        target=db.commit_block,
+        args=(block.SerializeToString(), block_header_hash(block.header)),
+        kwargs={"transactions": [TxIndexEntry(0, "t2", 0)], "writes": paused_writes()},
+    )
+    committer.start()
+    try:
+        assert inside_commit.wait(10)
+        seen: list[object] = []
+
+        def read() -> None:
+            for _ in range(3):  # taken, used and handed back to the pool, repeatedly
+                with db.snapshot() as view:
+                    found = view.get_state("cc", "a")
+                    seen.append((view.height, view.tx_exists("t1"), view.tx_exists("t2")))
+                    seen.append(found.value if found else None)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join(5)
+        assert not reader.is_alive(), "a snapshot waited for the commit in progress"
+        assert seen == [(1, True, False), b"1"] * 3
+    finally:
+        finish_commit.set()
+        committer.join(10)
+    assert db.height == 2
+    with db.snapshot() as view:
+        assert view.tx_exists("t2")
 
 
 def test_metadata_round_trip(db: StateDB) -> None:

@@ -323,3 +323,54 @@ def test_registry_from_block_equals_from_config() -> None:
     block = blocks.parse_block((FIXTURES / "blocks" / "000001.block").read_bytes())
     registry = MSPRegistry.from_block(block)
     assert sorted(registry.msps) == ["OrdererMSP", "Org1MSP", "Org2MSP"]
+
+
+def test_principal_checks_without_exceptions_agree_with_satisfies_principal() -> None:
+    """The non-raising principal checks give exactly the answer of ``satisfies_principal``."""
+    net = Network()
+    msps = MSPRegistry.from_config(net.config)
+    members = [net.peer1, net.client1, net.admin1, net.peer2, net.client2, net.orderer]
+    identities = [msps.deserialize(m.serialized) for m in members]
+    peer = identities[0]
+    principals = [
+        role_principal(msp, role)
+        for msp in ("Org1MSP", "Org2MSP", "OrdererMSP", "NoSuchMSP")
+        for role in ("member", "admin", "client", "peer", "orderer")
+    ]
+    principals += [
+        _principal("IDENTITY", identities_pb2.SerializedIdentity.FromString(net.peer1.serialized)),
+        _principal(
+            "ORGANIZATION_UNIT",
+            msp_principal_pb2.OrganizationUnit(
+                msp_identifier="Org1MSP",
+                organizational_unit_identifier="peer",
+                certifiers_identifier=peer.certifiers_identifier,
+            ),
+        ),
+        _principal(
+            "COMBINED",
+            msp_principal_pb2.CombinedPrincipal(
+                principals=[role_principal("Org1MSP", "member"), role_principal("Org1MSP", "peer")]
+            ),
+        ),
+        msp_principal_pb2.MSPPrincipal(principal_classification=0, principal=b"\xff\xff"),
+    ]
+    matched = 0
+    for principal in principals:
+        matcher = msps.principal_matcher(principal)
+        for identity in identities:
+            problem = msps.principal_mismatch(identity, principal)
+            if problem is None:
+                matched += 1
+                msps.satisfies_principal(identity, principal)
+                assert msps.is_satisfied(identity, principal)
+                assert matcher(identity)
+            else:
+                with pytest.raises(MSPError) as info:
+                    msps.satisfies_principal(identity, principal)
+                assert info.value.message == problem
+                assert not msps.is_satisfied(identity, principal)
+                assert not matcher(identity)
+    # Each identity is a member and has its NodeOU role (12); peer1 is also the exact
+    # identity, in the 'peer' OU and in the combined principal (3).
+    assert matched == 15

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -9,10 +10,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from network.fabric import blocks
-from network.fabric.errors import ConfigError, PolicyNotSatisfiedError, PolicySyntaxError
+from network.fabric.errors import (
+    ConfigError,
+    FabricError,
+    PolicyNotSatisfiedError,
+    PolicySyntaxError,
+)
 from network.fabric.msp import MSPRegistry, ValidatedIdentity
 from network.fabric.policy import (
     PolicyManager,
+    RejectPolicy,
     SignaturePolicy,
     evaluate,
     format_signature_policy,
@@ -60,22 +67,110 @@ def test_parser_output_is_byte_identical_to_configtxgen(
 
 
 def test_gates_nesting_and_principal_numbering() -> None:
+    """Fabric's numbering: nested gates first, then the gate's own principals; no sharing."""
     envelope = parse_signature_policy(
         "AND('A.peer', OR('B.peer', 'A.peer'), OutOf(2, 'C.member', 'D.admin', \"B.peer\"))"
     )
     assert envelope.version == 0
-    assert len(envelope.identities) == 4  # A.peer, B.peer, C.member, D.admin; repeats share
+    assert [format_signature_policy(_single(p)) for p in envelope.identities] == [
+        "'B.peer'",
+        "'A.peer'",
+        "'C.member'",
+        "'D.admin'",
+        "'B.peer'",
+        "'A.peer'",
+    ]
     rule = envelope.rule.n_out_of
     assert rule.n == 3
-    assert rule.rules[0].signed_by == 0
-    assert [r.signed_by for r in rule.rules[1].n_out_of.rules] == [1, 0]
+    assert rule.rules[0].signed_by == 5
+    assert [r.signed_by for r in rule.rules[1].n_out_of.rules] == [0, 1]
     assert rule.rules[1].n_out_of.n == 1
     assert rule.rules[2].n_out_of.n == 2
-    assert [r.signed_by for r in rule.rules[2].n_out_of.rules] == [2, 3, 1]
+    assert [r.signed_by for r in rule.rules[2].n_out_of.rules] == [2, 3, 4]
     assert format_signature_policy(envelope) == (
         "OutOf(3, 'A.peer', OutOf(1, 'B.peer', 'A.peer'), "
         "OutOf(2, 'C.member', 'D.admin', 'B.peer'))"
     )
+
+
+def _single(principal: Any) -> Any:
+    """An envelope whose rule is ``SignedBy(0)`` of ``principal`` (to render one principal)."""
+    envelope = parse_signature_policy("'X.member'")
+    envelope.identities[0].CopyFrom(principal)
+    return envelope
+
+
+# Known answers. Fabric's common/policydsl/policyparser.go (secondPass) appends an
+# MSPPrincipal and emits SignedBy(IDNum) for *every* quoted principal it meets
+# ("TODO: deduplicate principals"), and its expression evaluator evaluates a gate's
+# arguments -- the nested gates -- before the gate numbers its own principals
+# (Fabric's TestComplex1: OR('A.member', AND('B.member', 'C.member')) has identities
+# B, C, A). The bytes below were written out by hand from that rule and the protobuf
+# wire format (field numbers from common/policies.proto and msp/msp_principal.proto),
+# not produced by this code:
+#   SignaturePolicyEnvelope: version=1 (0, omitted), rule=2 -> tag 0x12, identities=3 -> 0x1a
+#   SignaturePolicy: signed_by=1 (oneof, so 0 is written: 08 00), n_out_of=2 -> 0x12
+#   NOutOf: n=1 -> 08 nn, rules=2 -> 0x12
+#   MSPPrincipal: classification=1 (ROLE = 0, omitted), principal=2 -> 0x12
+#   MSPRole: msp_identifier=1 -> 0a 01 'A'(41), role=2 -> 10 rr (MEMBER 0 omitted,
+#   ADMIN 1, PEER 3)
+_A_PEER = "1a07" + "1205" + "0a0141" + "1003"  # identities { principal: MSPRole{A, PEER} }
+_B_MEMBER = "1a05" + "1203" + "0a0142"  # MSPRole{B, MEMBER}: role 0 omitted
+_C_ADMIN = "1a07" + "1205" + "0a0143" + "1001"
+KNOWN_ANSWERS = {
+    # rule OutOf(2, SignedBy(0), SignedBy(1)); identities A.peer, A.peer
+    "AND('A.peer','A.peer')": (
+        "120c" + "120a" + "0802" + "12020800" + "12020801" + _A_PEER + _A_PEER
+    ),
+    # nested gate numbered first: B.member=0, A.peer=1; then the outer gate's own
+    # principals: A.peer=2, C.admin=3. rule OutOf(2, SignedBy(2),
+    # OutOf(1, SignedBy(0), SignedBy(1)), SignedBy(3))
+    "OutOf(2, 'A.peer', OutOf(1, 'B.member', 'A.peer'), 'C.admin')": (
+        "121a"
+        + "1218"
+        + "0802"
+        + "12020802"
+        + ("120c" + "120a" + "0801" + "12020800" + "12020801")
+        + "12020803"
+        + _B_MEMBER
+        + _A_PEER
+        + _A_PEER
+        + _C_ADMIN
+    ),
+}
+
+
+@pytest.mark.parametrize(("text", "expected_hex"), sorted(KNOWN_ANSWERS.items()))
+def test_parser_encodes_byte_for_byte_as_fabric_policydsl(text: str, expected_hex: str) -> None:
+    assert parse_signature_policy(text).SerializeToString().hex() == expected_hex
+
+
+def test_repeated_principals_are_not_merged() -> None:
+    envelope = parse_signature_policy("AND('A.peer','A.peer')")
+    assert len(envelope.identities) == 2
+    assert envelope.identities[0] == envelope.identities[1]
+    assert [r.signed_by for r in envelope.rule.n_out_of.rules] == [0, 1]
+
+
+def test_fabric_s_own_complex_example() -> None:
+    """Fabric's TestComplex1: nested principals come first in ``identities``."""
+    envelope = parse_signature_policy("OR('A.member', AND('B.member', 'C.member'))")
+    assert [format_signature_policy(_single(p)) for p in envelope.identities] == [
+        "'B.member'",
+        "'C.member'",
+        "'A.member'",
+    ]
+    rule = envelope.rule.n_out_of
+    assert rule.n == 1
+    assert rule.rules[0].signed_by == 2
+    assert rule.rules[1].n_out_of.n == 2
+    assert [r.signed_by for r in rule.rules[1].n_out_of.rules] == [0, 1]
+
+
+def test_nesting_depth_is_bounded_with_a_syntax_error() -> None:
+    parse_signature_policy("AND(" * 40 + "'A.peer'" + ")" * 40)
+    with pytest.raises(PolicySyntaxError, match="nested more than"):
+        parse_signature_policy("OR(" * 41 + "'A.peer'" + ")" * 41)
 
 
 @pytest.mark.parametrize(
@@ -250,3 +345,78 @@ def test_module_level_evaluate(net: Network, channel: ChannelConfig) -> None:
     evaluate(envelope, signed, channel.msps)
     with pytest.raises(PolicyNotSatisfiedError):
         evaluate(envelope, signed[1:], channel.msps)
+
+
+def test_is_satisfied_by_answers_like_evaluate_identities(
+    net: Network, channel: ChannelConfig
+) -> None:
+    pm = channel.policies
+    msps = channel.msps
+    members = (net.peer1, net.peer2, net.client1, net.client2, net.admin1, net.orderer)
+    policies = [
+        pm.get("/Channel/Application/Endorsement"),  # implicit meta, MAJORITY
+        pm.get("/Channel/Application/Readers"),  # implicit meta, ANY
+        pm.get("/Channel/Orderer/BlockValidation"),  # signature
+        RejectPolicy("/Channel/Nope"),
+        SignaturePolicy.from_string(
+            "OutOf(2, 'Org1MSP.peer', OR('Org2MSP.peer', 'Org2MSP.client'), 'OrdererMSP.member')",
+            msps,
+        ),
+    ]
+    answers = []
+    for policy in policies:
+        for size in (0, 1, 2):
+            for chosen in itertools.permutations(members, size):
+                identities = _ids(msps, *chosen)
+                try:
+                    policy.evaluate_identities(identities)
+                except PolicyNotSatisfiedError:
+                    expected = False
+                else:
+                    expected = True
+                assert policy.is_satisfied_by(identities) is expected
+                answers.append(expected)
+    assert True in answers
+    assert False in answers
+
+
+def test_nested_gate_that_fails_gives_back_the_identities_it_took(
+    net: Network, channel: ChannelConfig
+) -> None:
+    """cauthdsl evaluates each sub-rule on a copy of the used flags (nested gates roll back)."""
+    policy = SignaturePolicy.from_string(
+        "OR(AND('Org1MSP.member', 'Org2MSP.member'), 'Org1MSP.peer')", channel.msps
+    )
+    # AND takes peer1 for Org1MSP.member, then fails on Org2MSP: peer1 must be free again.
+    assert policy.is_satisfied_by(_ids(channel.msps, net.peer1))
+    policy.evaluate_identities(_ids(channel.msps, net.peer1))
+    assert not policy.is_satisfied_by(_ids(channel.msps, net.client1))
+
+
+def test_policy_evaluation_uses_no_exceptions_for_non_matching_signers(
+    net: Network, channel: ChannelConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created: list[str] = []
+    original = FabricError.__init__
+
+    def counting(self: FabricError, message: str, **kwargs: Any) -> None:
+        created.append(type(self).__name__)
+        original(self, message, **kwargs)
+
+    monkeypatch.setattr(FabricError, "__init__", counting)
+    msps = channel.msps
+    endorsement = SignaturePolicy.from_string(
+        "OutOf(2, 'Org1MSP.peer', 'Org2MSP.peer', 'OrdererMSP.orderer')", msps
+    )
+    # Each principal is tried against identities of other MSPs and roles first.
+    signers = _ids(msps, net.client1, net.client2, net.orderer, net.peer2, net.peer1)
+    endorsement.evaluate_identities(signers)
+    assert endorsement.is_satisfied_by(signers)
+    assert not endorsement.is_satisfied_by(signers[:2])
+    meta = channel.policies.get("/Channel/Application/Endorsement")
+    assert not meta.is_satisfied_by(_ids(msps, net.peer1))
+    meta.evaluate_identities(_ids(msps, net.client1, net.peer2, net.peer1))
+    assert created == []
+    with pytest.raises(PolicyNotSatisfiedError):
+        endorsement.evaluate_identities(signers[:2])
+    assert created == ["PolicyNotSatisfiedError"]  # only the answer "no" raises

@@ -1,0 +1,180 @@
+"""One reproducible load measurement: fresh home, gateway, seed, Locust, numbers (load/README.md).
+
+Creates a demo home in a temporary directory (``accessledger init``;
+optionally with another orderer batch timeout, which only a new ledger's
+genesis config picks up), serves it with ``accessledger serve`` (rate limit
+off: the workload signs as a handful of identities), seeds the people to look
+up, runs ``locust --headless`` for a fixed time, and prints what the issue
+asks for: access requests/s, p50 and p99 at the given number of users, and
+how much CPU the gateway and the load generator each used -- they share the
+machine's cores. ``--profile DIR`` serves through ``load/profile_server.py``
+instead and leaves its profile in ``DIR``.
+
+Usage::
+
+    .venv/bin/python load/bench.py --users 50 --seconds 60 [--batch-timeout-ms 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+LOAD = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a live process (and its reaped children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11:15]) / _TICKS
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+
+
+def make_home(root: Path, batch_timeout_ms: int | None) -> Path:
+    home = root / "home"
+    subprocess.run(
+        [str(BIN / "accessledger"), "init", "--home", str(home)], check=True, capture_output=True
+    )
+    if batch_timeout_ms is not None:
+        topology_path = home / "network.yaml"
+        topology = yaml.safe_load(topology_path.read_text())
+        topology["orderer"]["batch"]["batch_timeout_ms"] = batch_timeout_ms
+        topology_path.write_text(yaml.safe_dump(topology, sort_keys=False, allow_unicode=True))
+    return home
+
+
+def wait_healthy(url: str, server: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit("the gateway exited during start-up")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit("the gateway did not become healthy")
+
+
+def read_stats(prefix: Path) -> list[dict[str, Any]]:
+    with Path(f"{prefix}_stats.csv").open(newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def summary(rows: list[dict[str, Any]], seconds: float) -> str:
+    by_name = {(row["Type"], row["Name"]): row for row in rows}
+    lines = [f"{'request':58} {'count':>7} {'fail':>5} {'req/s':>7} {'p50':>6} {'p99':>6}"]
+    for row in rows:
+        if row["Name"] == "Aggregated":
+            continue
+        lines.append(
+            f"{row['Type'] + ' ' + row['Name']:58} {row['Request Count']:>7}"
+            f" {row['Failure Count']:>5} {float(row['Requests/s']):7.1f}"
+            f" {row['50%']:>6} {row['99%']:>6}"
+        )
+    flows = [by_name.get(("FLOW", name)) for name in ("access granted", "access denied")]
+    done = sum(int(row["Request Count"]) for row in flows if row)
+    http_access = [
+        row
+        for (kind, name), row in by_name.items()
+        if kind == "POST" and (name == "/v1/access-requests" or name.endswith("[access]"))
+    ]
+    calls = sum(int(row["Request Count"]) for row in http_access)
+    lines.append(
+        f"\naccess requests (RequestAccess, both legs, committed): {done / seconds:.1f}/s;"
+        f" HTTP calls on the access path: {calls / seconds:.1f}/s"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--spawn-rate", type=float, default=10)
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--people", type=int, default=40)
+    parser.add_argument("--batch-timeout-ms", type=int, default=None)
+    parser.add_argument("--profile", type=Path, default=None, help="profile the gateway into DIR")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary home")
+    args = parser.parse_args(argv)
+    url = f"http://127.0.0.1:{args.port}"
+    root = Path(tempfile.mkdtemp(prefix="accessledger-load-"))
+    env = {
+        **os.environ,
+        "ACCESSLEDGER_RATE_LIMIT_PER_MINUTE": "0",
+        "ACCESSLEDGER_LOAD_PEOPLE": str(args.people),
+    }
+    try:
+        home = make_home(root, args.batch_timeout_ms)
+        env["ACCESSLEDGER_HOME"] = str(home)
+        if args.profile is None:
+            command = [str(BIN / "accessledger"), "serve", "--home", str(home)]
+        else:
+            command = [sys.executable, str(LOAD / "profile_server.py"), "--home", str(home)]
+            command += ["--out", str(args.profile)]
+        command += ["--port", str(args.port)]
+        log = (root / "gateway.log").open("wb")
+        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_healthy(url, server)
+            subprocess.run(
+                [sys.executable, str(LOAD / "locustfile.py"), "--seed", url], env=env, check=True
+            )
+            before, started = process_cpu(server.pid), time.monotonic()
+            load_before = uptime()
+            prefix = root / "locust"
+            run = [str(BIN / "locust"), "-f", str(LOAD / "locustfile.py"), "--headless"]
+            run += ["-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{args.seconds}s"]
+            run += ["--host", url, "--only-summary", "--csv", str(prefix)]
+            locust = subprocess.Popen(
+                run,
+                env={**env, "ACCESSLEDGER_LOAD_SEED": "0"},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            _, _, usage = os.wait4(locust.pid, 0)
+            wall = time.monotonic() - started
+            server_cpu = process_cpu(server.pid) - before
+            load_after = uptime()
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=120)
+            log.close()
+        load_cpu = usage.ru_utime + usage.ru_stime
+        print(summary(read_stats(prefix), args.seconds))
+        print(
+            f"\nCPU over {wall:.1f} s: gateway {server_cpu:.1f} s ({100 * server_cpu / wall:.0f}%"
+            f" of one core), locust {load_cpu:.1f} s ({100 * load_cpu / wall:.0f}%)"
+            f" on {os.cpu_count()} cores"
+        )
+        print(f"uptime before: {load_before}\nuptime after:  {load_after}")
+        if args.batch_timeout_ms is not None:
+            print(f"orderer batch timeout: {args.batch_timeout_ms} ms")
+    finally:
+        if args.keep:
+            print(f"home kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
