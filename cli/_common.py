@@ -12,7 +12,7 @@ import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -48,6 +48,16 @@ def console() -> Console:
     if not out.is_terminal and "COLUMNS" not in os.environ:
         out = Console(width=_PIPE_WIDTH)
     return out
+
+
+def progress_options() -> dict[str, Any]:
+    """Keyword arguments for a Rich ``Progress`` on stderr.
+
+    The bar is drawn only on a terminal: piped or captured stderr then holds
+    nothing but a possible one-line error (I7), not bar redraws or blank lines.
+    """
+    err = Console(stderr=True)
+    return {"console": err, "disable": not err.is_terminal}
 
 
 def report_error(exc: AccessLedgerError) -> None:

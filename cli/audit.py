@@ -36,7 +36,7 @@ from audit.generate import LedgerSpec, generate_ledger
 from audit.pipeline import default_workers
 from audit.replay import ReplayConfig, ReplayOutcome, replay_ledger
 from audit.sources import BlockSource, ExportSource, GatewaySource, HomeSource
-from cli._common import DEFAULT_HOME, console, reporting_errors
+from cli._common import DEFAULT_HOME, console, progress_options, reporting_errors
 from cli.bench import bench_app
 from cli.main import app
 from crypto.consortium import Consortium, create_demo_consortium
@@ -162,7 +162,7 @@ def _run(source: BlockSource, config: ReplayConfig) -> ReplayOutcome:
             BarColumn(),
             TextColumn("{task.fields[txs]:,} txs"),
             TimeElapsedColumn(),
-            console=Console(stderr=True),
+            **progress_options(),
             transient=True,
         ) as progress:
             task = progress.add_task("verifying blocks", total=total, txs=0)
@@ -341,7 +341,7 @@ def bench_replay(
                 BarColumn(),
                 TextColumn("{task.completed:,} txs"),
                 TimeElapsedColumn(),
-                console=Console(stderr=True),
+                **progress_options(),
                 transient=True,
             ) as bar:
                 task = bar.add_task("generate", total=transactions)

@@ -23,6 +23,7 @@ bench_app = typer.Typer(
     no_args_is_help=True,
 )
 
+from cli._common import progress_options  # noqa: E402
 from cli.main import app  # noqa: E402
 from crypto.bench import OPERATIONS, run_crypto_bench  # noqa: E402
 
@@ -49,7 +50,7 @@ def bench_crypto(
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
-        console=Console(stderr=True),
+        **progress_options(),
         transient=True,
     ) as progress:
         task = progress.add_task("starting", total=len(OPERATIONS))

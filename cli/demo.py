@@ -26,7 +26,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from cli._common import DEFAULT_HOME, HomeOption, console, reporting_errors
+from cli._common import DEFAULT_HOME, HomeOption, console, progress_options, reporting_errors
 from cli.main import app
 from cli.records import JsonOption, print_json, table
 from crypto.consortium import Consortium
@@ -143,7 +143,7 @@ def demo_command(
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
+        **progress_options(),
     ) as progress:
         bar = _Bar(progress)
         report = asyncio.run(_seed(consortium, gateway=gateway, people=people, seed=seed, bar=bar))

@@ -70,6 +70,7 @@ from network.engine.errors import (
 from network.engine.orderer import ChainHead, Orderer
 from network.engine.proposal import Proposal
 from network.engine.statedb import VALID, StateDB, TxIndexEntry
+from network.engine.writerlock import WriterLock
 from network.fabric.blocks import (
     block_header_hash,
     last_config_index,
@@ -204,6 +205,7 @@ class EmbeddedNetwork:
         self._failure: BaseException | None = None
         self._closing = False
         self._closed = False
+        self._writer_lock: WriterLock | None = None
 
     # -- opening -----------------------------------------------------------------------
 
@@ -231,7 +233,13 @@ class EmbeddedNetwork:
         consortium = Consortium.load(home)
         path = ledger_path(home, topology.channel)
         path.parent.mkdir(parents=True, exist_ok=True)
-        store = StateDB(path, verify=verify)
+        writer_lock = WriterLock(path)
+        writer_lock.acquire()
+        try:
+            store = StateDB(path, verify=verify)
+        except BaseException:
+            writer_lock.release()
+            raise
         try:
             if store.height == 0:
                 genesis = genesis_block_for_home(topology, home, now=clock())
@@ -252,7 +260,7 @@ class EmbeddedNetwork:
                 name: _host(name, value, version if name == topology.chaincode.name else "1.0")
                 for name, value in chaincodes.items()
             }
-            return cls(
+            network = cls(
                 home=home,
                 topology=topology,
                 consortium=consortium,
@@ -264,7 +272,10 @@ class EmbeddedNetwork:
             )
         except BaseException:
             store.close()
+            writer_lock.release()
             raise
+        network._writer_lock = writer_lock
+        return network
 
     @property
     def channel_id(self) -> str:
@@ -543,6 +554,12 @@ class EmbeddedNetwork:
         self._executor.shutdown(wait=True)
         self.endorser.close()
         self.store.close()
+        self._release_writer_lock()
+
+    def _release_writer_lock(self) -> None:
+        if self._writer_lock is not None:
+            self._writer_lock.release()
+            self._writer_lock = None
 
     def close(self) -> None:
         """Close a network that never ran on an event loop (e.g. after export)."""
@@ -555,6 +572,7 @@ class EmbeddedNetwork:
         self._executor.shutdown(wait=True)
         self.endorser.close()
         self.store.close()
+        self._release_writer_lock()
 
     async def __aenter__(self) -> EmbeddedNetwork:
         return self
