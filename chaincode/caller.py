@@ -22,8 +22,10 @@ the Fabric CA attribute extension carries ``role``, ``region`` and
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
@@ -53,6 +55,8 @@ CONFIG_FORMAT: Final = "accessledger-ledger-config/1"
 DEFAULT_REQUEST_WINDOW: Final = 300
 _MAX_WINDOW: Final = 3600
 _MSP_ID = ORG
+#: Certificates whose validation each configuration remembers.
+_IDENTITY_CACHE_SIZE = 1024
 
 
 def certificate_fingerprint(cert: x509.Certificate) -> str:
@@ -71,6 +75,70 @@ def _load_pem(pem: bytes) -> x509.Certificate:
 def load_certificate(pem: bytes) -> x509.Certificate:
     """Parse a PEM certificate (cached: the same bytes always give the same object)."""
     return _load_pem(bytes(pem))
+
+
+@dataclass(frozen=True)
+class _Identified:
+    caller: Caller
+    valid_from: datetime
+    valid_until: datetime
+
+
+class _IdentityCache:
+    """Per-configuration memo of certificate validations (bounded, least recently used out).
+
+    Validating a certificate against a department's pinned roots is a pure
+    function of the certificate bytes, the roots and the transaction time; the
+    time enters only through validity periods. So a successful result is kept
+    with the period in which it holds and reused only inside it; outside it,
+    or for anything that failed, the full validation runs again and raises
+    exactly what it always would. Which department's root issued a certificate
+    does not depend on time at all. Endorsing peers therefore compute the same
+    results whether or not they hit the cache.
+    """
+
+    def __init__(self) -> None:
+        self._callers: OrderedDict[tuple[str, bytes], _Identified] = OrderedDict()
+        self._issuers: OrderedDict[bytes, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def caller(self, msp_id: str, id_bytes: bytes, now: datetime) -> Caller | None:
+        with self._lock:
+            found = self._callers.get((msp_id, id_bytes))
+            if found is not None:
+                self._callers.move_to_end((msp_id, id_bytes))
+        if found is None or not found.valid_from <= now <= found.valid_until:
+            return None
+        # A fresh attributes mapping: callers must not be able to alter the cache.
+        return replace(found.caller, attributes=dict(found.caller.attributes))
+
+    def remember_caller(
+        self,
+        msp_id: str,
+        id_bytes: bytes,
+        caller: Caller,
+        *,
+        valid_from: datetime,
+        valid_until: datetime,
+    ) -> None:
+        entry = _Identified(
+            replace(caller, attributes=dict(caller.attributes)), valid_from, valid_until
+        )
+        with self._lock:
+            self._callers[(msp_id, id_bytes)] = entry
+            self._callers.move_to_end((msp_id, id_bytes))
+            while len(self._callers) > _IDENTITY_CACHE_SIZE:
+                self._callers.popitem(last=False)
+
+    def issuer(self, pem: bytes) -> str | None:
+        with self._lock:
+            return self._issuers.get(pem)
+
+    def remember_issuer(self, pem: bytes, msp_id: str) -> None:
+        with self._lock:
+            self._issuers[pem] = msp_id
+            while len(self._issuers) > _IDENTITY_CACHE_SIZE:
+                self._issuers.popitem(last=False)
 
 
 @dataclass(frozen=True)
@@ -97,6 +165,7 @@ class LedgerConfig:
     request_window: int = DEFAULT_REQUEST_WINDOW
     _by_msp: dict[str, Department] = field(init=False, repr=False, compare=False)
     _by_org: dict[str, Department] = field(init=False, repr=False, compare=False)
+    _identities: _IdentityCache = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.departments:
@@ -107,6 +176,7 @@ class LedgerConfig:
             raise InvalidArgument("department names and MSP IDs must be unique")
         object.__setattr__(self, "_by_msp", by_msp)
         object.__setattr__(self, "_by_org", by_org)
+        object.__setattr__(self, "_identities", _IdentityCache())
 
     def department_of_msp(self, msp_id: str) -> Department:
         try:
@@ -239,6 +309,12 @@ def identify(
     outside its validity period at ``now``.
     """
     department = config.department_of_msp(msp_id)
+    id_bytes = bytes(id_bytes)
+    cache = config._identities
+    if now.tzinfo is not None:
+        hit = cache.caller(msp_id, id_bytes, now)
+        if hit is not None:
+            return hit
     cert = load_certificate(id_bytes)
     try:
         validate_certificate(cert, ca_certs=department.root_certs, now=now)
@@ -249,7 +325,7 @@ def identify(
     except (CertificateError, CryptoError) as exc:
         raise Forbidden(f"{what} is not a valid {department.org} identity: {exc.message}") from None
     assert ou is not None  # kind_of refuses a missing OU
-    return Caller(
+    caller = Caller(
         msp_id=department.msp_id,
         org=department.org,
         certificate=cert,
@@ -259,6 +335,18 @@ def identify(
         kind=kind,
         attributes=dict(attributes),
     )
+    # Every certificate the validation may have walked is ``cert`` or one of
+    # the department's roots, so inside the intersection of their validity
+    # periods a repeat validation would pass every time check it passed now.
+    chain = (cert, *department.root_certs)
+    cache.remember_caller(
+        msp_id,
+        id_bytes,
+        caller,
+        valid_from=max(c.not_valid_before_utc for c in chain),
+        valid_until=min(c.not_valid_after_utc for c in chain),
+    )
+    return caller
 
 
 def identify_certificate(
@@ -266,10 +354,21 @@ def identify_certificate(
 ) -> Caller:
     """Find the department whose pinned root issued ``cert`` and validate it there."""
     pem = certificate_to_pem(cert)
-    for department in config.departments:
-        if any(_issued_by(cert, root) for root in department.root_certs):
-            return identify(config, department.msp_id, pem, now=now, what=what)
-    raise Forbidden(f"{what} is not issued by any department's root CA")
+    cache = config._identities
+    msp_id = cache.issuer(pem)
+    if msp_id is None:
+        msp_id = next(
+            (
+                d.msp_id
+                for d in config.departments
+                if any(_issued_by(cert, root) for root in d.root_certs)
+            ),
+            None,
+        )
+        if msp_id is None:
+            raise Forbidden(f"{what} is not issued by any department's root CA")
+        cache.remember_issuer(pem, msp_id)
+    return identify(config, msp_id, pem, now=now, what=what)
 
 
 def _issued_by(cert: x509.Certificate, root: x509.Certificate) -> bool:

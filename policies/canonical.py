@@ -32,6 +32,12 @@ class CanonicalJSONError(PolicyError):
 
 def canonical_json(value: Any) -> bytes:
     """Return the RFC 8785 canonical UTF-8 encoding of ``value``."""
+    if _fast_path_safe(value):
+        text = _FAST.encode(value)
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise CanonicalJSONError("string contains a lone surrogate") from exc
     parts: list[str] = []
     _encode(value, parts)
     try:
@@ -43,6 +49,59 @@ def canonical_json(value: Any) -> bytes:
 def canonical_sha256(value: Any) -> str:
     """Return the lowercase hex SHA-256 of :func:`canonical_json` of ``value``."""
     return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+# For values of only exact str/int/bool/None/list/dict, with safe integers and
+# object keys inside the BMP, the C encoder of ``json`` already produces the
+# RFC 8785 bytes: strings are escaped as in ``_string``, integers print as
+# ``str(int)``, and sorting by code point equals sorting by UTF-16 code units
+# when no key holds a supplementary-plane character (those become surrogate
+# pairs in UTF-16, which sort below U+E000..U+FFFF). Floats always take the
+# exact path: ``repr`` and ECMAScript disagree on exponents and on ``1.0``.
+_FAST = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), check_circular=False
+)
+#: Values visited before giving up on the fast path; bounds the walk of a
+#: self-referencing container, which the exact path rejects with RecursionError.
+_FAST_PATH_BUDGET = 100_000
+
+
+def _fast_path_safe(value: Any) -> bool:
+    """Whether ``json``'s C encoder gives exactly the RFC 8785 encoding of ``value``."""
+    stack = [value]
+    pop, extend = stack.pop, stack.extend
+    budget = _FAST_PATH_BUDGET
+    while stack:
+        budget -= 1
+        if not budget:
+            return False  # huge or self-referencing: the exact path decides
+        item = pop()
+        kind = type(item)
+        if kind is str or item is None or kind is bool:
+            continue
+        if kind is int:
+            if -_MAX_SAFE_INTEGER <= item <= _MAX_SAFE_INTEGER:
+                continue
+            return False
+        if kind is dict:
+            for key in item:
+                if type(key) is not str or not (key.isascii() or _bmp_key(key)):
+                    return False
+            extend(item.values())
+        elif kind is list:
+            extend(item)
+        else:
+            return False
+    return True
+
+
+def _bmp_key(key: str) -> bool:
+    # Two UTF-16 bytes per character: no supplementary-plane characters. A lone
+    # surrogate fails to encode; the exact path reports it.
+    try:
+        return len(key.encode("utf-16-le")) == 2 * len(key)
+    except UnicodeEncodeError:
+        return False
 
 
 def _encode(value: Any, out: list[str]) -> None:
@@ -66,7 +125,9 @@ def _encode(value: Any, out: list[str]) -> None:
             if not isinstance(key, str):
                 raise CanonicalJSONError("object keys must be strings")
         out.append("{")
-        for i, key in enumerate(sorted(value, key=lambda k: k.encode("utf-16-be"))):
+        for i, key in enumerate(
+            sorted(value, key=lambda k: k.encode("utf-16-be", "surrogatepass"))
+        ):
             if i:
                 out.append(",")
             out.append(_string(key))

@@ -13,11 +13,19 @@ Two implementations of :class:`NonceCache`:
     and single-shot tools.
 :class:`SqliteNonceCache`
     a SQLite table (WAL). Survives restarts and is shared by every worker
-    process on the host that opens the same file. It commits with
-    ``synchronous=NORMAL`` by default, which survives a process crash (kill -9)
-    but may lose the last commits on power loss; pass ``durable=True`` for
-    ``FULL`` (an fsync per request) if the host can reboot and serve again in
-    less than the replay window.
+    process on the host that opens the same file. Each accepted nonce costs
+    one autocommit ``INSERT ... ON CONFLICT`` (no explicit transaction; expired
+    rows are deleted at most once a second). By default it commits with
+    ``synchronous=NORMAL``: in WAL mode a commit is then a write into the log
+    without an fsync, which survives a process crash (kill -9, the log is in
+    the OS page cache) but a power loss or kernel panic may lose the commits of
+    the last moments before it. Those nonces have ``created`` within the skew
+    of the crash, so after the host boots again a replay is still refused by
+    the timestamp check once ``created + skew`` has passed; it is accepted only
+    if the gateway is serving again within the skew window (default
+    :data:`~gateway.auth.profile.DEFAULT_MAX_SKEW`) of the lost requests. Pass
+    ``durable=True`` for ``FULL`` (an fsync per request) where a host can
+    reboot and serve in less than that window.
 """
 
 from __future__ import annotations
@@ -32,6 +40,9 @@ from typing import Protocol
 from gateway.auth.errors import NonceReusedError
 
 _BUSY_TIMEOUT_MS = 10_000
+#: Seconds between deletions of expired rows; in between, an expired row is
+#: simply overwritten when its pair is used again.
+_PURGE_INTERVAL = 1.0
 
 
 class NonceCache(Protocol):
@@ -98,6 +109,7 @@ class SqliteNonceCache:
         # Autocommit mode: transactions are opened explicitly with BEGIN IMMEDIATE.
         self._connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
+        self._next_purge = float("-inf")
         connection = self._connection
         connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         connection.execute("PRAGMA journal_mode = WAL")
@@ -114,20 +126,19 @@ class SqliteNonceCache:
         expires, current = _timestamp(expires_at), _timestamp(now)
         with self._lock:
             connection = self._connection
-            # IMMEDIATE takes the write lock up front, so two processes sharing
-            # the file cannot both find the nonce absent and both insert it.
-            connection.execute("BEGIN IMMEDIATE")
-            try:
+            if current >= self._next_purge:
                 connection.execute("DELETE FROM nonce WHERE expires_at <= ?", (current,))
-                inserted = connection.execute(
-                    "INSERT OR IGNORE INTO nonce (keyid, nonce, expires_at) VALUES (?, ?, ?)",
-                    (keyid, nonce, expires),
-                ).rowcount
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-        if inserted != 1:
+                self._next_purge = current + _PURGE_INTERVAL
+            # One autocommit statement, hence one write transaction: of two
+            # processes racing on the same pair exactly one inserts it. A row
+            # left behind by a lazy purge is taken over only once it expired.
+            changed = connection.execute(
+                "INSERT INTO nonce (keyid, nonce, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (keyid, nonce) DO UPDATE SET expires_at = excluded.expires_at"
+                " WHERE nonce.expires_at <= ?",
+                (keyid, nonce, expires, current),
+            ).rowcount
+        if changed != 1:
             raise _reused(keyid)
 
     def __len__(self) -> int:

@@ -32,6 +32,7 @@ import re
 from collections.abc import Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from cryptography import x509
 from http_sfv.dictionary import Dictionary
@@ -71,6 +72,8 @@ from gateway.auth.signature_base import (
 from gateway.auth.trust import TrustStore
 
 _KEYID = re.compile(KEYID_PATTERN)
+#: Distinct certificate headers whose parse is kept (about 1 KiB each).
+_HEADER_CACHE_SIZE = 1024
 _NONCE = re.compile(NONCE_PATTERN)
 
 
@@ -183,6 +186,23 @@ def _certificate(request: HttpRequest, keyid: str, trust: TrustStore) -> x509.Ce
                 f"send it in the {CERTIFICATE_HEADER} header"
             )
         return known
+    certificate, fingerprint = _parse_certificate_header(header)
+    if fingerprint != keyid:
+        raise CertificateUnknownError(
+            f"key id {keyid[:16]}... is not the SHA-256 of the {CERTIFICATE_HEADER} certificate"
+        )
+    return certificate
+
+
+@lru_cache(maxsize=_HEADER_CACHE_SIZE)
+def _parse_certificate_header(header: str) -> tuple[x509.Certificate, str]:
+    """The certificate in a certificate header value, and its fingerprint.
+
+    Cached by the exact header value: a caller sends the same bytes with every
+    request, and decoding the structured field plus the DER costs more than the
+    signature check. Only the parse is cached (failures are not); whether the
+    certificate is trusted, valid now and unrevoked is decided per request.
+    """
     item = Item()
     try:
         item.parse(header.encode("ascii"))
@@ -193,11 +213,7 @@ def _certificate(request: HttpRequest, keyid: str, trust: TrustStore) -> x509.Ce
         raise CertificateUnknownError(
             f"{CERTIFICATE_HEADER} must be a DER certificate as a structured-field byte sequence"
         ) from None
-    if certificate_fingerprint(certificate) != keyid:
-        raise CertificateUnknownError(
-            f"key id {keyid[:16]}... is not the SHA-256 of the {CERTIFICATE_HEADER} certificate"
-        )
-    return certificate
+    return certificate, certificate_fingerprint(certificate)
 
 
 def verify_request(

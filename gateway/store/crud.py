@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -162,6 +162,26 @@ def _existing_blob_matches(session: Session, address: str, data: bytes) -> bool:
     return True
 
 
+# The hot read paths, built once with bound parameters (building a select is
+# a large share of a primary-key lookup's cost); plain columns, so no ORM
+# object is built or kept in the session.
+_BLOB_DATA = select(StoredBlob.data).where(col(StoredBlob.address) == bindparam("address"))
+_ERASED_BLOB = (
+    select(ErasedBlob.record_id, Tombstone.erased_at)
+    .outerjoin(Tombstone, col(Tombstone.record_id) == col(ErasedBlob.record_id))
+    .where(col(ErasedBlob.address) == bindparam("address"))
+)
+_TIER_KEY = (
+    select(SealedTierKey.sealed_key, SealedTierKey.address, SealedTierKey.size, Tombstone.erased_at)
+    .outerjoin(Tombstone, col(Tombstone.record_id) == col(SealedTierKey.record_id))
+    .where(
+        col(SealedTierKey.record_id) == bindparam("record_id"),
+        col(SealedTierKey.version) == bindparam("version"),
+        col(SealedTierKey.tier) == bindparam("tier"),
+    )
+)
+
+
 def get_blob(*, session: Session, address: str) -> bytes:
     """Return the ciphertext stored under ``address``, after re-hashing it.
 
@@ -170,16 +190,17 @@ def get_blob(*, session: Session, address: str) -> bytes:
     ``address``).
     """
     check_address(address)
-    blob = session.get(StoredBlob, address, populate_existing=True)
-    if blob is None:
-        erased = session.get(ErasedBlob, address, populate_existing=True)
+    # One query on the hit path.
+    found = session.exec(_BLOB_DATA, params={"address": address}).first()
+    if found is None:
+        erased = session.exec(_ERASED_BLOB, params={"address": address}).first()
         if erased is not None:
-            stone = _tombstone(session, erased.record_id)
+            record_id, erased_at = erased
             raise RecordErasedError(
-                erased.record_id, erased_at=_utc(stone.erased_at) if stone else None
+                record_id, erased_at=_utc(erased_at) if erased_at is not None else None
             )
         raise BlobNotFoundError(address)
-    data = bytes(blob.data)
+    data = bytes(found)
     if hashlib.sha256(data).hexdigest() != address:
         raise BlobCorruptedError([address])
     return data
@@ -347,13 +368,20 @@ def get_tier_key(*, session: Session, record_id: str, version: int, tier: str) -
     store never held that key.
     """
     _check_record_id(record_id)
-    _refuse_if_erased(session, record_id)
-    entry = _existing_key(session, record_id, version, tier)
-    if entry is None:
+    # Erasure deletes the keys and writes the tombstone in one transaction, so
+    # a found key joined to no tombstone is live: one query on the hit path.
+    found = session.exec(
+        _TIER_KEY, params={"record_id": record_id, "version": version, "tier": tier}
+    ).first()
+    if found is None:
+        _refuse_if_erased(session, record_id)
         raise TierKeyNotFoundError(
             f"no sealed key for record {record_id} version {version} tier {tier}"
         )
-    return entry
+    sealed_key, address, size, erased_at = found
+    if erased_at is not None:
+        raise RecordErasedError(record_id, erased_at=_utc(erased_at))
+    return TierKeyEntry(record_id, version, tier, bytes(sealed_key), address, size)
 
 
 def list_tier_keys(

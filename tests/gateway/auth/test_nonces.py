@@ -106,3 +106,18 @@ def test_concurrent_use_of_one_nonce_succeeds_exactly_once(
 def test_naive_times_are_refused(make_cache: Callable[[], NonceCache]) -> None:
     with pytest.raises(ValueError, match="timezone"):
         make_cache().remember(KEY_A, NONCE, expires_at=datetime(2025, 1, 1), now=T0)
+
+
+def test_sqlite_expired_row_is_taken_over_before_any_purge(tmp_path: Path) -> None:
+    # Expired rows are deleted at most once a second; until then the same pair
+    # must still be accepted once expired, and refused while live.
+    with SqliteNonceCache(tmp_path / "nonces.sqlite") as cache:
+        short = timedelta(milliseconds=500)
+        cache.remember(KEY_A, NONCE, expires_at=T0 + short, now=T0)
+        with pytest.raises(NonceReusedError):
+            cache.remember(KEY_A, NONCE, expires_at=T0 + WINDOW, now=T0 + short / 2)
+        later = T0 + short + timedelta(milliseconds=100)
+        cache.remember(KEY_A, NONCE, expires_at=later + WINDOW, now=later)
+        with pytest.raises(NonceReusedError):
+            cache.remember(KEY_A, NONCE, expires_at=later + WINDOW, now=later)
+        assert len(cache) == 1
