@@ -246,7 +246,10 @@ def get_command(
     ] = False,
     justification: Annotated[
         str | None,
-        typer.Option("--justification", help="Why break-glass (only its hash goes on the ledger)."),
+        typer.Option(
+            "--justification",
+            help="Why break-glass (stored encrypted for auditors; the ledger holds its hash).",
+        ),
     ] = None,
     home: HomeOption = DEFAULT_HOME,
     gateway: GatewayOption = None,

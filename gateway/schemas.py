@@ -50,6 +50,29 @@ class ProposalBody(Strict):
     proposal: Base64
 
 
+class AccessRequestBody(ProposalBody):
+    """A ``RequestAccess`` proposal and, for break-glass, optionally the justification text.
+
+    SHA-256 of ``justification`` (UTF-8) must equal the signed request
+    document's ``justification_hash``; the text is stored encrypted off-chain
+    for the Audit department and never goes on the ledger.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"proposal": "CpQHCk8IAxoMCKLx..."},
+                {
+                    "proposal": "CpQHCk8IAxoMCKLx...",
+                    "justification": "Unconscious patient in the emergency room.",
+                },
+            ]
+        },
+    )
+    justification: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
+
+
 class ContestBody(ProposalBody):
     """A ``ContestAccess`` proposal and, optionally, the reason text (stored encrypted)."""
 
@@ -228,10 +251,17 @@ class GrantedTier(Response):
 
 
 class Grant(Response):
+    """A granted record version: its released tiers, and the catalogue schema to merge them by.
+
+    ``schema_version`` is the one the ledger's copy of this record version
+    names (the payload was split into tiers by that schema).
+    """
+
     record_id: str
     record_type: str
     owner_org: str
     version: int
+    schema_version: int
     policy_ids: list[str]
     obligations: list[str]
     tiers: list[GrantedTier]

@@ -299,9 +299,12 @@ class Operations:
         """Ask for records of ``subject`` at ``tier`` for ``purpose``; decrypt what is granted.
 
         The signed request goes on the ledger whatever the decision (I3). A
-        break-glass request (``emergency=True``) needs a ``justification``; only
-        its SHA-256 leaves this client. If the ledger has no X25519 key for this
-        identity yet, the key is registered and the committed grant fetched again.
+        break-glass request (``emergency=True``) needs a ``justification``: the
+        signed document carries its SHA-256 (the ledger holds only that), and the
+        text goes beside the proposal to the gateway, which checks it against the
+        hash and stores it encrypted off-chain for the auditors. If the ledger has
+        no X25519 key for this identity yet, the key is registered and the
+        committed grant fetched again.
         """
         if record_types is None and record_ids is None:
             raise InvalidRequest("name record_types or record_ids", code="request_invalid")
@@ -331,6 +334,7 @@ class Operations:
                 "/v1/access-requests",
                 "RequestAccess",
                 argument,
+                extra={"justification": justification} if justification else None,
                 include_ciphertexts=inline_ciphertexts,
             )
             access = answer.get("access")

@@ -99,8 +99,9 @@ class RecordAccess:
     """The outcome of an access request for one record.
 
     For a granted record, ``tiers`` are the tiers released and ``fields`` the
-    decrypted fields of exactly those tiers, merged. For a denied record,
-    ``reason`` says why (``default_deny``, ``forbid:<policy ids>``,
+    decrypted fields of exactly those tiers, merged by the catalogue schema
+    ``schema_version`` the ledger names for that record version. For a denied
+    record, ``reason`` says why (``default_deny``, ``forbid:<policy ids>``,
     ``record_not_found``) and ``fields`` is empty.
     """
 
@@ -109,6 +110,7 @@ class RecordAccess:
     owner_org: str | None
     granted: bool
     version: int | None = None
+    schema_version: int | None = None
     tiers: tuple[str, ...] = ()
     fields: dict[str, Any] = field(default_factory=dict)
     reason: str | None = None
@@ -126,6 +128,7 @@ class RecordAccess:
         if self.granted:
             data.update(
                 version=self.version,
+                schema_version=self.schema_version,
                 tiers=list(self.tiers),
                 obligations=list(self.obligations),
                 fields=self.fields,

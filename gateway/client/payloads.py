@@ -11,8 +11,9 @@ the ledger. Opening it, per tier:
 3. XChaCha20-Poly1305 authenticates the ciphertext under the record id,
    version, type and tier (associated data), so a ciphertext of another
    record, version or tier does not decrypt;
-4. the tier groups are merged with the catalogue's ``merge_tiers``, which
-   refuses a field found in a tier it does not belong to.
+4. the tier groups are merged with the catalogue's ``merge_tiers`` under the
+   schema version the grant names (the one on the ledger's copy of the
+   record), which refuses a field found in a tier it does not belong to.
 
 Any failure is a :class:`~gateway.client.errors.PayloadError`; nothing
 partially decrypted is returned.
@@ -106,8 +107,10 @@ def _open_grant(
                 f"the {name} payload of {record_id} is not a JSON object", tx_id=tx_id
             )
         groups[name] = group
+    schema_version = grant.get("schema_version")
+    if isinstance(schema_version, bool) or not isinstance(schema_version, int):
+        raise ProtocolError(f"the grant of {record_id} names no schema version", tx_id=tx_id)
     try:
-        schema_version = int(grant.get("schema_version") or catalogue.latest_version(record_type))
         fields = catalogue.merge_tiers(record_type, schema_version, groups)
     except AccessLedgerError as exc:
         raise PayloadError(
@@ -120,6 +123,7 @@ def _open_grant(
         owner_org=str(grant["owner_org"]),
         granted=True,
         version=version,
+        schema_version=schema_version,
         tiers=tuple(groups),
         fields=fields,
         policy_ids=tuple(str(p) for p in grant.get("policy_ids", [])),

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from gateway.deps import PROBLEMS, TRANSACTION_PROBLEMS, CallerDep, ServiceDep
-from gateway.schemas import AccessResult, PreparedTransaction, ProposalBody
+from gateway.schemas import AccessRequestBody, AccessResult, PreparedTransaction
+from gateway.service.notes import JUSTIFICATION, document_member, text_hooks
 
 router = APIRouter(prefix="/v1/access-requests", tags=["access requests"])
 TxId = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
@@ -20,14 +21,29 @@ TxId = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
     responses={**PROBLEMS, **TRANSACTION_PROBLEMS},
 )
 async def request_access(
-    body: ProposalBody, service: ServiceDep, caller: CallerDep, response: Response
+    body: AccessRequestBody, service: ServiceDep, caller: CallerDep, response: Response
 ) -> PreparedTransaction:
     """Endorse a ``RequestAccess`` proposal carrying the officer's signed request document.
 
-    No decision is returned here: it exists only once the transaction is on
-    the ledger. Commit with ``POST /v1/transactions/{tx_id}/commit``.
+    A break-glass justification sent as ``justification`` must hash to the
+    signed document's ``justification_hash`` (else ``422
+    justification_mismatch``, nothing endorsed); it is stored encrypted
+    off-chain for the Audit department. No decision is returned here: it
+    exists only once the transaction is on the ledger. Commit with
+    ``POST /v1/transactions/{tx_id}/commit``.
     """
-    prepared = await service.propose(caller, body.proposal, {"RequestAccess"})
+    before, after = text_hooks(
+        body.justification,
+        stores=service.stores,
+        custodian_public=service.audit_custodian_public,
+        kind=JUSTIFICATION,
+        member="justification_hash",
+        committed=document_member("justification_hash"),
+        code="justification_mismatch",
+    )
+    prepared = await service.propose(
+        caller, body.proposal, {"RequestAccess"}, before=before, after=after
+    )
     response.headers["Location"] = f"/v1/access-requests/{prepared.tx_id}"
     return prepared
 

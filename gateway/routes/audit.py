@@ -11,10 +11,8 @@ from fastapi.responses import StreamingResponse
 from gateway.deps import PROBLEMS, QUERY_PROBLEMS, TRANSACTION_PROBLEMS, CallerDep, ServiceDep
 from gateway.errors import RequestInvalid
 from gateway.schemas import EventList, PreparedTransaction, Problem, ReviewBody
-from gateway.service.notes import check_hash, store_note
+from gateway.service.notes import REVIEW_NOTE, argument_member, text_hooks
 from gateway.service.queries import parse_moment
-from gateway.service.transactions import PendingTransaction
-from network.engine.proposal import Proposal
 from network.fabric.blocks import encode_delimited
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -93,22 +91,14 @@ async def events(
 )
 async def review(body: ReviewBody, service: ServiceDep, caller: CallerDep) -> PreparedTransaction:
     """Endorse a ``ReviewAccess`` proposal; the note text, if given, is stored encrypted."""
-    note = body.note
-
-    def matching_note(proposal: Proposal, argument: dict[str, Any]) -> None:
-        if note is not None:
-            check_hash(note, argument.get("note_hash"), member="note_hash", tx_id=proposal.tx_id)
-
-    async def keep_note(pending: PendingTransaction) -> None:
-        if note is not None and service.audit_custodian_public is not None:
-            store_note(
-                service.stores,
-                service.audit_custodian_public,
-                kind="review_note",
-                tx_id=pending.tx_id,
-                text=note,
-            )
-
+    before, after = text_hooks(
+        body.note,
+        stores=service.stores,
+        custodian_public=service.audit_custodian_public,
+        kind=REVIEW_NOTE,
+        member="note_hash",
+        committed=argument_member("note_hash"),
+    )
     return await service.propose(
-        caller, body.proposal, {"ReviewAccess"}, before=matching_note, after=keep_note
+        caller, body.proposal, {"ReviewAccess"}, before=before, after=after
     )

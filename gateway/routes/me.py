@@ -15,9 +15,8 @@ from gateway.schemas import (
     PreparedTransaction,
     ProposalBody,
 )
-from gateway.service.notes import check_hash, store_note
+from gateway.service.notes import CONTEST_REASON, argument_member, text_hooks
 from gateway.service.queries import parse_moment
-from gateway.service.transactions import PendingTransaction
 from network.engine.proposal import Proposal
 
 router = APIRouter(prefix="/v1/me", tags=["citizens"])
@@ -102,24 +101,14 @@ async def revoke_consent(
 )
 async def contest(body: ContestBody, service: ServiceDep, caller: CallerDep) -> PreparedTransaction:
     """Endorse a ``ContestAccess`` proposal; the reason text, if given, is stored encrypted."""
-    reason = body.reason
-
-    def matching_reason(proposal: Proposal, argument: dict[str, Any]) -> None:
-        if reason is not None:
-            check_hash(
-                reason, argument.get("reason_hash"), member="reason_hash", tx_id=proposal.tx_id
-            )
-
-    async def keep_reason(pending: PendingTransaction) -> None:
-        if reason is not None and service.audit_custodian_public is not None:
-            store_note(
-                service.stores,
-                service.audit_custodian_public,
-                kind="contest_reason",
-                tx_id=pending.tx_id,
-                text=reason,
-            )
-
+    before, after = text_hooks(
+        body.reason,
+        stores=service.stores,
+        custodian_public=service.audit_custodian_public,
+        kind=CONTEST_REASON,
+        member="reason_hash",
+        committed=argument_member("reason_hash"),
+    )
     return await service.propose(
-        caller, body.proposal, {"ContestAccess"}, before=matching_reason, after=keep_reason
+        caller, body.proposal, {"ContestAccess"}, before=before, after=after
     )

@@ -4,8 +4,10 @@ After an access request commits, :func:`access_result` asks the custodians
 to verify the committed event and release the granted tier keys
 (:mod:`gateway.custodian`), then shapes the answer: per granted record the
 tiers with their ciphertext references and the tier keys sealed to the
-officer's registered X25519 key, per denied record the reason and the
-determining policies, and the policy version the decision was made under.
+officer's registered X25519 key and the catalogue schema version the
+ledger's copy of the record names (the officer merges the tiers by it), per
+denied record the reason and the determining policies, and the policy
+version the decision was made under.
 A denial needs no key: it is verified and reported, and nothing is released.
 """
 
@@ -13,12 +15,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from chaincode.codec import format_time
-from gateway.custodian import Custodians, ReleasedTier, VerifiedGrant
+from gateway.custodian import Custodians, ReleasedTier, VerifiedGrant, record_version_key
 from gateway.schemas import AccessResult, Denial, Grant, GrantedTier, PolicyRef, Recipient
 from gateway.store import StoreError
 
@@ -27,9 +30,28 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+RecordVersion = tuple[str, int]
+
+
+def _schema_versions(custodians: Custodians, grant: VerifiedGrant) -> dict[RecordVersion, int]:
+    """The schema version of each granted record version, from the ledger's copy of it.
+
+    A record version is immutable once committed, so this read agrees with the
+    one the custodians make for the release; a version the ledger lacks is
+    left out here and refused by the release.
+    """
+    stored = custodians.ledger.states([record_version_key(record) for record in grant.granted])
+    found: dict[RecordVersion, int] = {}
+    for record, data in zip(grant.granted, stored, strict=True):
+        if data is not None:
+            found[(record.record_id, record.version)] = int(json.loads(data)["schema_version"])
+    return found
+
+
 def _grants(
     event: Mapping[str, Any],
     released: list[ReleasedTier],
+    schema_versions: Mapping[RecordVersion, int],
     ciphertexts: Mapping[str, bytes] | None,
 ) -> list[Grant]:
     by_record: dict[tuple[str, int], list[ReleasedTier]] = {}
@@ -37,13 +59,15 @@ def _grants(
         by_record.setdefault((tier.record_id, tier.version), []).append(tier)
     grants = []
     for entry in event.get("granted", []):
-        tiers = by_record.get((str(entry["record_id"]), int(entry["version"])), [])
+        key = (str(entry["record_id"]), int(entry["version"]))
+        tiers = by_record.get(key, [])
         grants.append(
             Grant(
                 record_id=entry["record_id"],
                 record_type=entry["record_type"],
                 owner_org=entry["owner_org"],
-                version=int(entry["version"]),
+                version=key[1],
+                schema_version=schema_versions[key],
                 policy_ids=list(entry.get("policy_ids", [])),
                 obligations=list(entry.get("obligations", [])),
                 tiers=[
@@ -90,7 +114,9 @@ def access_result(
     event = grant.event
     recipient_key: bytes | None = None
     released: list[ReleasedTier] = []
+    schema_versions: dict[RecordVersion, int] = {}
     if grant.granted:
+        schema_versions = _schema_versions(custodians, grant)
         recipient_key, released = custodians.release(grant, now)
     ciphertexts: dict[str, bytes] | None = None
     if include_ciphertexts:
@@ -123,6 +149,6 @@ def access_result(
             if recipient_key is not None
             else None
         ),
-        grants=_grants(event, released, ciphertexts),
+        grants=_grants(event, released, schema_versions, ciphertexts),
         denials=_denials(event),
     )

@@ -12,8 +12,10 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from crypto.consortium import create_demo_consortium
+from gateway.service.notes import JUSTIFICATION
 from tests.gateway.client.live import running_gateway
 from tests.gateway.client.people import new_person, record, up_to
+from tests.gateway.test_app_support import read_note
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +197,12 @@ def test_break_glass_get_is_flagged_for_review(
     assert result["decision"] == "granted"
     assert result["emergency"] is True
     assert result["obligations"] == ["review_required"]
+    assert result["records"][0]["schema_version"] == 1
+    # The text reached the gateway: stored encrypted for the Audit department, not on the ledger.
+    home, _ = served
+    ciphertext, text = read_note(home, JUSTIFICATION, result["tx_id"])
+    assert text == "unconscious patient"
+    assert b"unconscious patient" not in ciphertext
 
 
 @pytest.mark.parametrize(

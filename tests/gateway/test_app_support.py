@@ -29,12 +29,15 @@ import uvicorn
 
 from chaincode.signed import ACCESS_REQUEST_FORMAT, sign_document
 from crypto.consortium import Consortium
+from crypto.envelope import AssociatedData, decrypt_tier, open_sealed_key
 from crypto.identity import Identity
 from crypto.pseudonym import check_character, pseudonym
 from gateway.app import create_app
 from gateway.auth import sign_request
+from gateway.service.notes import NOTE_TIER, NOTES_ORG, note_id
 from gateway.service.transactions import build_signed_proposal, sign_transaction
 from gateway.settings import GatewaySettings
+from gateway.store import StoreRegistry
 from policies.catalogue import Catalogue
 
 SHENZHEN = "440300"
@@ -294,3 +297,31 @@ def subject_of(consortium: Consortium, number: str) -> str:
 def clients(gateway: LiveGateway, consortium: Consortium, *names: str) -> Iterator[SignedClient]:
     for name in names:
         yield SignedClient(gateway.url, consortium.identity(name), gateway.clock)
+
+
+def read_note(home: Path, kind: str, tx_id: str) -> tuple[bytes, str]:
+    """An off-chain note as an auditor retrieves it: ``(ciphertext, text)``.
+
+    Reads the Audit department's store of ``home`` and opens the sealed key
+    with the Audit custodian's private key, as the audit office would.
+    """
+    record_id = note_id(kind, tx_id)
+    stores = StoreRegistry(home)
+    try:
+        store = stores.store(NOTES_ORG)
+        [entry] = store.list_tier_keys(record_id=record_id)
+        ciphertext = store.get_blob(entry.address)
+    finally:
+        stores.close()
+    key = open_sealed_key(entry.sealed_key, Consortium.load(home).custodian_key(NOTES_ORG))
+    text = decrypt_tier(key, ciphertext, AssociatedData(record_id, 1, kind, NOTE_TIER))
+    return ciphertext, text.decode("utf-8")
+
+
+def has_note(home: Path, kind: str, tx_id: str) -> bool:
+    """Whether the Audit store holds a note of ``kind`` for transaction ``tx_id``."""
+    stores = StoreRegistry(home)
+    try:
+        return bool(stores.store(NOTES_ORG).list_tier_keys(record_id=note_id(kind, tx_id)))
+    finally:
+        stores.close()

@@ -8,6 +8,7 @@ creator; payloads are decrypted here, in the client.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,8 +28,11 @@ from gateway.client import (
 )
 from gateway.client.flows import Flow
 from gateway.client.http import Call
+from gateway.service.notes import JUSTIFICATION
 from network.fabric.blocks import verify_chain
-from tests.gateway.client.people import new_person, record, up_to
+from policies.catalogue import Catalogue
+from tests.gateway.client.people import CATALOGUE, new_person, record, up_to
+from tests.gateway.test_app_support import read_note
 
 Clients = Callable[[str], Client]
 
@@ -203,7 +207,9 @@ def test_consent_enables_points_hukou_and_revocation_ends_it(
     assert after.decision == "denied"
 
 
-def test_break_glass_is_granted_flagged_and_reviewed_by_an_auditor(client: Clients) -> None:
+def test_break_glass_is_granted_flagged_and_reviewed_by_an_auditor(
+    client: Clients, home: Path
+) -> None:
     person = new_person()
     health = record("health_record", person)
     receipt = client("registrar.health.sz1").put_record("health_record", person, health)
@@ -221,6 +227,10 @@ def test_break_glass_is_granted_flagged_and_reviewed_by_an_auditor(client: Clien
     assert "review_required" in result.obligations
     assert result.granted[0].fields == health  # T3 releases every tier
     assert result.granted[0].record_id == receipt.record_id
+    assert result.granted[0].schema_version == receipt.schema_version == 1
+    # The SDK sent the justification text: the Audit custodian opens it from the Audit store.
+    _, text = read_note(home, JUSTIFICATION, result.tx_id)
+    assert text == "unconscious patient brought to the emergency room"
 
     auditor = client("auditor.audit.sz1")
     open_ids = {e["event_id"] for e in auditor.audit_events(open_review=True)["events"]}
@@ -301,7 +311,9 @@ def test_auditors_are_denied_payloads_and_the_denial_is_logged(client: Clients) 
         client("auditor.audit.sz1").pseudonym_of(person), ["residence_permit"], "T0", "audit"
     )
     assert result.decision == "denied"
-    assert result.denied[0].reason.startswith("forbid:")
+    reason = result.denied[0].reason
+    assert reason is not None
+    assert reason.startswith("forbid:")
 
 
 def test_refusals_are_typed_errors_with_the_gateway_code(client: Clients, home: Path) -> None:
@@ -401,3 +413,41 @@ def test_a_malformed_gateway_url_is_refused_up_front(home: Path) -> None:
         with pytest.raises(ClientError) as error:
             Client.from_home(home, "officer.education.sz1", gateway_url=url)
         assert error.value.code == "gateway_url_invalid"
+
+
+def _catalogue_with_residence_permit_v2() -> Catalogue:
+    """The default catalogue plus a residence_permit v2 that moves a T1 field to T2."""
+    documents = [
+        CATALOGUE.schema(record_type, version)
+        for record_type in CATALOGUE.record_types()
+        for version in CATALOGUE.versions(record_type)
+    ]
+    v2 = copy.deepcopy(CATALOGUE.schema("residence_permit", 1))
+    v2["$id"] = "urn:accessledger:catalogue:residence_permit:v2"
+    v2["x-version"] = 2
+    v2["properties"]["residence_district_code"]["x-tier"] = "T2"
+    return Catalogue.from_documents([*documents, v2])
+
+
+def test_the_sdk_merges_tiers_by_the_schema_version_the_grant_names(
+    client: Clients, home: Path, gateway_url: str
+) -> None:
+    """A client whose catalogue knows a newer version still opens a v1 record by v1."""
+    catalogue = _catalogue_with_residence_permit_v2()
+    assert catalogue.latest_version("residence_permit") == 2
+    person = new_person()
+    fields = record("residence_permit", person)
+    receipt = client("registrar.publicsecurity.sz1").put_record("residence_permit", person, fields)
+    assert receipt.schema_version == 1
+    operations = operations_from(
+        Consortium.load(home), "officer.education.sz1", catalogue=catalogue
+    )
+    with Client(operations, base_url=gateway_url) as officer:
+        result = officer.request_access(person, ["residence_permit"], "T1", "school_enrolment")
+    [granted] = result.granted
+    assert result.raw["grants"][0]["schema_version"] == 1
+    assert granted.schema_version == 1
+    # By v2 the T1 group would hold a T2 field and be refused; by v1 it merges.
+    assert granted.fields == up_to("residence_permit", fields, "T1")
+    assert granted.fields["residence_district_code"] == fields["residence_district_code"]
+    assert granted.to_dict()["schema_version"] == 1

@@ -16,7 +16,7 @@ from crypto.envelope import (
     generate_x25519_keypair,
     seal_key,
 )
-from gateway.client import PayloadError
+from gateway.client import PayloadError, ProtocolError
 from gateway.client.payloads import missing_ciphertexts, open_access
 from policies.canonical import canonical_json
 from tests.gateway.client.people import CATALOGUE, new_person, record, up_to
@@ -75,6 +75,7 @@ def _release(
                 "record_type": "residence_permit",
                 "owner_org": "PublicSecurity",
                 "version": 1,
+                "schema_version": 1,
                 "policy_ids": ["p"],
                 "obligations": [],
                 "tiers": entries,
@@ -213,3 +214,32 @@ def test_a_denial_needs_no_key(fields: dict[str, Any]) -> None:
     result = open_access(access, private_key=None, public_key=None, catalogue=CATALOGUE, fetched={})
     assert result.granted == []
     assert [r.reason for r in result.denied] == ["default_deny"]
+
+
+@pytest.mark.parametrize("schema_version", [None, "1", True])
+def test_a_grant_without_a_schema_version_is_a_protocol_error(
+    keys: tuple[bytes, bytes], fields: dict[str, Any], schema_version: object
+) -> None:
+    """The SDK merges by the version the grant names; it never guesses the latest."""
+    private, public = keys
+    access, blobs = _release(fields, public)
+    if schema_version is None:
+        del access["grants"][0]["schema_version"]
+    else:
+        access["grants"][0]["schema_version"] = schema_version
+    with pytest.raises(ProtocolError, match="schema version"):
+        open_access(
+            access, private_key=private, public_key=public, catalogue=CATALOGUE, fetched=blobs
+        )
+
+
+def test_a_schema_version_the_local_catalogue_lacks_is_refused(
+    keys: tuple[bytes, bytes], fields: dict[str, Any]
+) -> None:
+    private, public = keys
+    access, blobs = _release(fields, public)
+    access["grants"][0]["schema_version"] = 7
+    with pytest.raises(PayloadError, match="catalogue schema"):
+        open_access(
+            access, private_key=private, public_key=public, catalogue=CATALOGUE, fetched=blobs
+        )
