@@ -3,7 +3,7 @@
 :class:`EmbeddedNetwork` wires the pieces together for the home's channel:
 
 * the **store** (:mod:`.statedb`), one SQLite file ``HOME/ledger/<channel>.sqlite``
-  whose hash chain is verified on every open;
+  (:mod:`.ledgerfile`) whose hash chain is verified on every open;
 * the **channel configuration**, read from the last config block; on first
   open the genesis block is built from the home's ``network.yaml`` and MSP
   folders (:func:`network.fabric.configblock.genesis_block_for_home`) and
@@ -17,7 +17,7 @@
 
 Clients use :class:`~network.engine.gateway.Gateway` (``network.gateway(identity)``)
 or the :meth:`submit`/:meth:`evaluate` shortcuts. Readers use
-:meth:`get_block`, :meth:`blocks`, :meth:`chaincode_events` and
+:meth:`get_block`, :meth:`blocks`, :meth:`chaincode_events` (:mod:`.streams`) and
 :meth:`export`.
 
 The network is bound to the asyncio event loop that first uses it (the
@@ -33,10 +33,8 @@ import contextlib
 import functools
 import inspect
 import logging
-import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -67,20 +65,21 @@ from network.engine.errors import (
     NetworkClosedError,
     SubmitError,
 )
+from network.engine.ledgerfile import LEDGER_DIR as LEDGER_DIR
+from network.engine.ledgerfile import commit_genesis
+from network.engine.ledgerfile import export_ledger as export_ledger
+from network.engine.ledgerfile import ledger_path as ledger_path
+from network.engine.ledgerfile import open_ledger as open_ledger
+from network.engine.ledgerfile import require_block as _require
 from network.engine.orderer import ChainHead, Orderer
 from network.engine.proposal import Proposal
-from network.engine.statedb import VALID, StateDB, TxIndexEntry
+from network.engine.statedb import StateDB
+from network.engine.streams import ChaincodeEventInfo as ChaincodeEventInfo
+from network.engine.streams import chaincode_events_in
+from network.engine.streams import wait_status as wait_status
 from network.engine.writerlock import WriterLock
-from network.fabric.blocks import (
-    block_header_hash,
-    last_config_index,
-    parse_block,
-    set_transactions_filter,
-    transactions_filter,
-    write_block_stream,
-)
-from network.fabric.configblock import batch_settings_from_config, genesis_block_for_home
-from network.fabric.transactions import ENDORSER_TRANSACTION, parse_envelope
+from network.fabric.blocks import last_config_index, parse_block
+from network.fabric.configblock import batch_settings_from_config
 from network.fabric.validator import ChannelConfig
 from network.topology import Topology
 
@@ -89,8 +88,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("accessledger.network")
 
-#: Folder of the home holding the ledger databases.
-LEDGER_DIR = "ledger"
 #: How long a commit status waits by default (fabric-gateway's default is one minute).
 DEFAULT_COMMIT_TIMEOUT = 60.0
 
@@ -98,40 +95,8 @@ T = TypeVar("T")
 Clock = Callable[[], datetime]
 
 
-def ledger_path(home: Path, channel: str) -> Path:
-    """``HOME/ledger/<channel>.sqlite``: where the embedded engine keeps a channel's ledger."""
-    return Path(home) / LEDGER_DIR / f"{channel}.sqlite"
-
-
-def open_ledger(home: Path | str, *, verify: Literal["full", "tail"] = "full") -> StateDB:
-    """Open the existing ledger of ``home`` for reading (chain verified), without a network.
-
-    Raises ``ledger_missing`` if the network has never been started there.
-    """
-    home = Path(home)
-    topology = Topology.load(home / "network.yaml")
-    path = ledger_path(home, topology.channel)
-    if not path.is_file():
-        raise AccessLedgerError(
-            f"{home} has no ledger yet ({path}); it is created when the network first starts",
-            code="ledger_missing",
-        )
-    return StateDB(path, verify=verify)
-
-
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class ChaincodeEventInfo:
-    """A chaincode event of a committed, valid transaction."""
-
-    block_number: int
-    tx_id: str
-    chaincode_name: str
-    event_name: str
-    payload: bytes
 
 
 def _host(name: str, value: object, version: str) -> ChaincodeHost:
@@ -242,16 +207,7 @@ class EmbeddedNetwork:
             raise
         try:
             if store.height == 0:
-                genesis = genesis_block_for_home(topology, home, now=clock())
-                # A Fabric peer records the genesis config transaction as VALID too.
-                set_transactions_filter(genesis, [VALID])
-                tx_id = parse_envelope(bytes(genesis.data.data[0])).tx_id
-                store.commit_block(
-                    genesis.SerializeToString(),
-                    block_header_hash(genesis.header),
-                    transactions=[TxIndexEntry(0, tx_id, VALID)],
-                    writes=[],
-                )
+                commit_genesis(store, topology, home, now=clock())
             tip = parse_block(_require(store.get_block(store.height - 1)))
             config_block = parse_block(_require(store.get_block(last_config_index(tip))))
             channel = channel_config(config_block)
@@ -508,24 +464,8 @@ class EmbeddedNetwork:
         self, from_height: int = 0, chaincode: str | None = None
     ) -> AsyncIterator[ChaincodeEventInfo]:
         """Yield events of valid transactions from ``from_height`` on, of one chaincode or all."""
-        async for block in self.blocks(from_height):
-            codes = transactions_filter(block)
-            for index, raw in enumerate(block.data.data):
-                if index >= len(codes) or codes[index] != VALID:
-                    continue
-                tx = parse_envelope(bytes(raw))
-                if tx.header_type != ENDORSER_TRANSACTION or tx.action is None:
-                    continue
-                event = tx.action.event
-                if event is None or (chaincode is not None and event.chaincode_id != chaincode):
-                    continue
-                yield ChaincodeEventInfo(
-                    int(block.header.number),
-                    tx.tx_id,
-                    event.chaincode_id,
-                    event.event_name,
-                    event.payload,
-                )
+        async for info in chaincode_events_in(self.blocks(from_height), chaincode):
+            yield info
 
     def export(self, path: Path | str) -> int:
         """Write every committed block to ``path`` as length-delimited ``common.Block`` messages.
@@ -579,49 +519,3 @@ class EmbeddedNetwork:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-
-async def wait_status(
-    network: EmbeddedNetwork,
-    tx_id: str,
-    waiter: asyncio.Future[TxStatus],
-    timeout: float | None,
-) -> TxStatus:
-    """Await a commit waiter, turning a timeout into :class:`CommitStatusError`."""
-    try:
-        # asyncio.timeout, not wait_for: no extra future and callbacks per submit.
-        async with asyncio.timeout(timeout):
-            return await asyncio.shield(waiter)
-    except TimeoutError:
-        network.forget_waiter(tx_id, waiter)
-        raise CommitStatusError(
-            f"transaction {tx_id} not committed within {timeout} s", tx_id=tx_id
-        ) from None
-
-
-def export_ledger(store: StateDB, path: Path) -> int:
-    """Write the store's blocks ``0..height-1`` to ``path`` atomically; return how many."""
-    height = store.height
-    partial = path.with_name(path.name + ".partial")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with partial.open("wb") as stream:
-            count = write_block_stream(stream, (data for _, data in store.iter_blocks(0, height)))
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(partial, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise AccessLedgerError(
-                f"cannot write the export to {path}: {exc.strerror or exc}", code="export_failed"
-            ) from None
-        raise
-    return count
-
-
-def _require(data: bytes | None) -> bytes:
-    if data is None:
-        raise AccessLedgerError("the ledger is missing a block it refers to", code="ledger_corrupt")
-    return data

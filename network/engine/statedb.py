@@ -34,307 +34,64 @@ its link to the previous block. A block altered on disk is reported by number.
 What this check cannot see is a consistent rewrite of the *last* block by
 someone able to write the file; the orderer's signature over each block,
 checked by audit replay, covers that.
+
+The value types and errors live in :mod:`network.engine.statetypes`, the
+read-only side (shared queries, :class:`StateSnapshot`) in
+:mod:`network.engine.snapshot` and the table layout in
+:mod:`network.engine.statedb_schema`; their public names are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal
 
-from crypto.errors import AccessLedgerError
+from network.engine.snapshot import StateQueries as _Queries
+from network.engine.snapshot import StateSnapshot
+from network.engine.statedb_schema import SCHEMA_VERSION, configure_connection
+from network.engine.statetypes import (
+    VALID,
+    HistoryEntry,
+    LedgerCorruptionError,
+    LedgerError,
+    StateReader,
+    StateWrite,
+    TxIndexEntry,
+    TxLocation,
+    Version,
+    VersionedKV,
+    VersionedValue,
+)
+from network.engine.statetypes import key_bytes as _key_bytes
+from network.engine.statetypes import one_line as _one_line
 from network.fabric.blocks import block_header_hash, compute_data_hash, parse_block
 from network.fabric.errors import BlockFormatError
 
-#: Version of the table layout below; stored in ``meta`` and checked on open.
-SCHEMA_VERSION = 1
-#: Fabric's ``TxValidationCode.VALID``.
-VALID = 0
+__all__ = [
+    "DEFAULT_TAIL_BLOCKS",
+    "SCHEMA_VERSION",
+    "VALID",
+    "HistoryEntry",
+    "LedgerCorruptionError",
+    "LedgerError",
+    "StateDB",
+    "StateReader",
+    "StateSnapshot",
+    "StateWrite",
+    "TxIndexEntry",
+    "TxLocation",
+    "Version",
+    "VersionedKV",
+    "VersionedValue",
+]
+
 #: Blocks checked by ``verify="tail"``.
 DEFAULT_TAIL_BLOCKS = 16
 _VERIFY_BATCH = 64
 _MAX_IDLE_READERS = 8
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    name TEXT PRIMARY KEY,
-    value BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS blocks (
-    number INTEGER PRIMARY KEY,
-    header_hash BLOB NOT NULL,
-    bytes BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS state (
-    namespace TEXT NOT NULL,
-    key BLOB NOT NULL,
-    value BLOB NOT NULL,
-    block_num INTEGER NOT NULL,
-    tx_num INTEGER NOT NULL,
-    PRIMARY KEY (namespace, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS history (
-    namespace TEXT NOT NULL,
-    key BLOB NOT NULL,
-    block_num INTEGER NOT NULL,
-    tx_num INTEGER NOT NULL,
-    tx_id TEXT NOT NULL,
-    is_delete INTEGER NOT NULL,
-    value BLOB NOT NULL,
-    ts_seconds INTEGER NOT NULL,
-    ts_nanos INTEGER NOT NULL,
-    PRIMARY KEY (namespace, key, block_num, tx_num)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS transactions (
-    tx_id TEXT NOT NULL,
-    block_num INTEGER NOT NULL,
-    tx_num INTEGER NOT NULL,
-    validation_code INTEGER NOT NULL,
-    PRIMARY KEY (tx_id, block_num, tx_num)
-) WITHOUT ROWID;
-"""
-
-
-class LedgerError(AccessLedgerError):
-    """The ledger store refused an operation (bad block, bad write, I/O failure)."""
-
-    code = "ledger_error"
-
-
-def _one_line(exc: BaseException, limit: int = 120) -> str:
-    """A printable, single-line, bounded rendering of ``exc`` for error messages (I7)."""
-    text = "".join(ch if ch.isprintable() else "?" for ch in str(exc)).strip()
-    return (text[:limit] + "...") if len(text) > limit else text or type(exc).__name__
-
-
-class LedgerCorruptionError(LedgerError):
-    """The stored chain does not verify; the message names the block and the check."""
-
-    code = "ledger_corrupt"
-
-
-class Version(NamedTuple):
-    """Fabric's key version: the height (block, transaction) of the last write.
-
-    A tuple, so it compares equal to the ``(block_num, tx_num)`` pairs that
-    :mod:`network.fabric.transactions` decodes from read sets.
-    """
-
-    block_num: int
-    tx_num: int
-
-
-class VersionedValue(NamedTuple):
-    """A committed value and its version; unpacks as ``value, version``."""
-
-    value: bytes
-    version: Version
-
-
-class VersionedKV(NamedTuple):
-    """One row of a range scan."""
-
-    key: str
-    value: bytes
-    version: Version
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One committed write of a key, as ``GetHistoryForKey`` reports it."""
-
-    block_num: int
-    tx_num: int
-    tx_id: str
-    is_delete: bool
-    value: bytes
-    timestamp_seconds: int
-    timestamp_nanos: int
-
-
-@dataclass(frozen=True)
-class TxLocation:
-    """Where a transaction id was committed and with which validation code."""
-
-    tx_id: str
-    block_num: int
-    tx_num: int
-    validation_code: int
-
-
-@dataclass(frozen=True)
-class TxIndexEntry:
-    """One transaction of the block being committed (for the tx and history indexes).
-
-    ``timestamp_*`` is the client's channel-header timestamp; Fabric reports it
-    as the time of each history entry the transaction wrote.
-    """
-
-    tx_num: int
-    tx_id: str
-    validation_code: int
-    timestamp_seconds: int = 0
-    timestamp_nanos: int = 0
-
-
-@dataclass(frozen=True)
-class StateWrite:
-    """A write of a *valid* transaction of the block; ``value=None`` deletes the key."""
-
-    tx_num: int
-    namespace: str
-    key: str
-    value: bytes | None
-
-
-class StateReader(Protocol):
-    """Read access to committed state, as chaincode simulation needs it."""
-
-    def get_state(self, namespace: str, key: str) -> VersionedValue | None: ...
-
-    def get_state_range(
-        self, namespace: str, start_key: str, end_key: str, *, limit: int | None = None
-    ) -> list[VersionedKV]: ...
-
-    def get_history(self, namespace: str, key: str) -> list[HistoryEntry]: ...
-
-
-def _key_bytes(key: str) -> bytes:
-    try:
-        return key.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise LedgerError(f"key {key!r} is not valid UTF-8", code="invalid_key") from exc
-
-
-class _Queries:
-    """State queries shared by the engine connection and snapshots."""
-
-    _conn: sqlite3.Connection
-    _lock: threading.RLock
-
-    def _all(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
-
-    def get_state(self, namespace: str, key: str) -> VersionedValue | None:
-        """Return the committed value and version of ``key``, or ``None`` if absent."""
-        rows = self._all(
-            "SELECT value, block_num, tx_num FROM state WHERE namespace = ? AND key = ?",
-            (namespace, _key_bytes(key)),
-        )
-        if not rows:
-            return None
-        value, block_num, tx_num = rows[0]
-        return VersionedValue(bytes(value), Version(block_num, tx_num))
-
-    def get_state_range(
-        self, namespace: str, start_key: str, end_key: str, *, limit: int | None = None
-    ) -> list[VersionedKV]:
-        """Return keys in ``[start_key, end_key)`` in key order; ``end_key=''`` is open.
-
-        Keys order by their UTF-8 bytes, which is also Unicode code point order
-        and the order of Fabric's LevelDB state. This is the raw scan: the
-        Fabric rule that simple-key ranges skip composite keys is applied by
-        the chaincode stub, as the shim does.
-        """
-        sql = "SELECT key, value, block_num, tx_num FROM state WHERE namespace = ? AND key >= ?"
-        params: list[object] = [namespace, _key_bytes(start_key)]
-        if end_key:
-            sql += " AND key < ?"
-            params.append(_key_bytes(end_key))
-        sql += " ORDER BY key"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        return [
-            VersionedKV(bytes(k).decode("utf-8"), bytes(v), Version(b, t))
-            for k, v, b, t in self._all(sql, params)
-        ]
-
-    def get_history(self, namespace: str, key: str) -> list[HistoryEntry]:
-        """Return every committed write of ``key``, newest first (Fabric >= 2.0 order)."""
-        rows = self._all(
-            "SELECT block_num, tx_num, tx_id, is_delete, value, ts_seconds, ts_nanos"
-            " FROM history WHERE namespace = ? AND key = ?"
-            " ORDER BY block_num DESC, tx_num DESC",
-            (namespace, _key_bytes(key)),
-        )
-        return [HistoryEntry(b, t, i, bool(d), bytes(v), s, n) for b, t, i, d, v, s, n in rows]
-
-    def _height(self) -> int:
-        rows = self._all("SELECT COALESCE(MAX(number) + 1, 0) FROM blocks")
-        return int(rows[0][0])
-
-    def get_transaction(self, tx_id: str) -> TxLocation | None:
-        """Return where ``tx_id`` was first committed (Fabric reports the first), or ``None``."""
-        rows = self._all(
-            "SELECT block_num, tx_num, validation_code FROM transactions WHERE tx_id = ?"
-            " ORDER BY block_num, tx_num LIMIT 1",
-            (tx_id,),
-        )
-        if not rows:
-            return None
-        block_num, tx_num, code = rows[0]
-        return TxLocation(tx_id, block_num, tx_num, code)
-
-    def tx_exists(self, tx_id: str) -> bool:
-        """Whether ``tx_id`` appears in any committed block, valid or not (duplicate check)."""
-        return bool(self._all("SELECT 1 FROM transactions WHERE tx_id = ? LIMIT 1", (tx_id,)))
-
-    def committed_tx_ids(self, tx_ids: Iterable[str]) -> set[str]:
-        """Those of ``tx_ids`` that appear in a committed block: :meth:`tx_exists` for many.
-
-        One indexed lookup per id, in a single statement (the ids travel as one
-        JSON array parameter).
-        """
-        wanted = json.dumps(sorted(set(tx_ids)))
-        rows = self._all(
-            "SELECT DISTINCT t.tx_id FROM json_each(?) AS j"
-            " JOIN transactions AS t ON t.tx_id = j.value",
-            (wanted,),
-        )
-        return {str(row[0]) for row in rows}
-
-
-class StateSnapshot(_Queries):
-    """A consistent read-only view of the committed ledger at one height.
-
-    It answers the state queries and the tx-index queries (:meth:`tx_exists`,
-    :meth:`committed_tx_ids`, :meth:`get_transaction`) as of that height,
-    without touching the engine's read-write connection or its lock.
-
-    Obtained from :meth:`StateDB.snapshot`; use it as a context manager (or
-    call :meth:`close`) so its connection returns to the pool promptly: an open
-    snapshot keeps WAL checkpoints from passing it.
-    """
-
-    def __init__(self, owner: StateDB, conn: sqlite3.Connection) -> None:
-        self._owner = owner
-        self._conn = conn
-        self._lock = threading.RLock()
-        self._closed = False
-        conn.execute("BEGIN")
-        # The first read fixes the snapshot; remember the height it shows.
-        self.height = self._height()
-
-    def close(self) -> None:
-        """End the read transaction and hand the connection back."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._conn.execute("COMMIT")
-            self._owner._release_reader(self._conn)
-
-    def __enter__(self) -> StateSnapshot:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 class StateDB(_Queries):
@@ -388,25 +145,7 @@ class StateDB(_Queries):
 
     def _configure(self) -> None:
         with self._lock:
-            (mode,) = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()
-            if str(mode).lower() != "wal":
-                raise LedgerError(f"ledger database {self.path} cannot use WAL (got {mode!r})")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.executescript(_SCHEMA)
-            row = self._conn.execute(
-                "SELECT value FROM meta WHERE name = 'schema_version'"
-            ).fetchone()
-            if row is None:
-                self._conn.execute(
-                    "INSERT INTO meta (name, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION).encode(),),
-                )
-            elif bytes(row[0]) != str(SCHEMA_VERSION).encode():
-                raise LedgerError(
-                    f"ledger database {self.path} has schema version {bytes(row[0]).decode()!r},"
-                    f" this engine reads version {SCHEMA_VERSION}",
-                    code="ledger_schema_mismatch",
-                )
+            configure_connection(self._conn, self.path)
 
     def _load_tip(self) -> None:
         with self._lock:

@@ -20,6 +20,7 @@ Fabric 2.x peer would, in Fabric's order of checks:
    not written by an earlier valid transaction of the same block
    (``MVCC_READ_CONFLICT``); range queries re-run over committed state plus
    the block's earlier writes give the same results (``PHANTOM_READ_CONFLICT``).
+   These checks live in :mod:`network.fabric.mvcc`.
 
 State is consulted only through the caller's lookups, so the same code
 validates blocks in the embedded engine and replays a Fabric ledger in
@@ -33,15 +34,13 @@ is accepted as is.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from fabric_protos.common import common_pb2 as _common_pb2
 from fabric_protos.common import policies_pb2 as _policies_pb2
-from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2 as _kv_rwset_pb2
 from fabric_protos.peer import transaction_pb2 as _transaction_pb2
 from google.protobuf.message import DecodeError
 
@@ -55,6 +54,15 @@ from network.fabric.errors import (
     TransactionFormatError,
 )
 from network.fabric.msp import MSPRegistry, ValidatedIdentity
+from network.fabric.mvcc import (
+    BlockUpdates,
+    MVCCConflict,
+    RangeLookup,
+    StateWrite,
+    VersionLookup,
+    check_reads,
+    state_writes,
+)
 from network.fabric.policy import EndorsementPolicies, Policy, PolicyManager, SignaturePolicy
 from network.fabric.transactions import (
     CONFIG,
@@ -62,8 +70,6 @@ from network.fabric.transactions import (
     ENDORSER_TRANSACTION,
     NamespaceRWSet,
     ParsedTransaction,
-    RangeQuery,
-    Version,
     config_update_signed_data,
     hashed_namespace,
     parse_envelope,
@@ -88,7 +94,6 @@ __all__ = [
 # The generated protobuf modules ship without type stubs; use them untyped.
 common_pb2: Any = _common_pb2
 policies_pb2: Any = _policies_pb2
-kv_rwset_pb2: Any = _kv_rwset_pb2
 transaction_pb2: Any = _transaction_pb2
 
 _Code: Any = transaction_pb2.TxValidationCode
@@ -98,11 +103,6 @@ _C = {name: int(value) for name, value in _Code.items()}
 #: Key-metadata entry holding a state-based endorsement policy.
 VALIDATION_PARAMETER = "VALIDATION_PARAMETER"
 
-#: ``(namespace, key) -> version or None`` for committed state.
-VersionLookup = Callable[[str, str], Version | None]
-#: ``(namespace, start, end) -> [(key, version)]`` committed keys with ``start <= key < end``,
-#: ascending; ``end == ""`` means no upper bound.
-RangeLookup = Callable[[str, str, str], Iterable[tuple[str, Version]]]
 #: ``(namespace, collection or "", key) -> serialized SignaturePolicyEnvelope or None``.
 ValidationParameterLookup = Callable[[str, str, str], bytes | None]
 
@@ -142,16 +142,6 @@ class ChannelConfig:
     def sequence(self) -> int:
         """The config sequence number."""
         return int(self.config.sequence)
-
-
-@dataclass(frozen=True, slots=True)
-class StateWrite:
-    """A write a valid transaction commits; ``value is None`` deletes the key."""
-
-    namespace: str
-    key: str
-    value: bytes | None
-    version: Version
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,156 +389,6 @@ def _check_config(tx: ParsedTransaction, msps: MSPRegistry) -> None:
             raise _Invalid("INVALID_CONFIG_TRANSACTION", f"config update signature: {exc}") from exc
 
 
-# --- MVCC (step 6) ------------------------------------------------------------------
-
-
-class _BlockUpdates:
-    """Writes of the block's earlier valid transactions, keyed like the state database."""
-
-    def __init__(self) -> None:
-        self.values: dict[tuple[str, str], tuple[bytes | None, Version]] = {}
-
-    def contains(self, namespace: str, key: str) -> bool:
-        return (namespace, key) in self.values
-
-    def apply(self, writes: Iterable[StateWrite]) -> None:
-        for w in writes:
-            self.values[(w.namespace, w.key)] = (w.value, w.version)
-
-    def in_range(self, namespace: str, start: str, end: str) -> dict[str, Version | None]:
-        return {
-            key: (None if value is None else version)
-            for (ns, key), (value, version) in self.values.items()
-            if ns == namespace and key >= start and (not end or key < end)
-        }
-
-
-def _range_results(
-    namespace: str, rq: RangeQuery, committed: RangeLookup, updates: _BlockUpdates
-) -> list[tuple[str, Version]]:
-    # When the iterator was not exhausted, end_key is the last key the chaincode
-    # saw and must be included; "\x00" appended is its immediate successor.
-    end = rq.end_key + "\x00" if (rq.end_key and not rq.itr_exhausted) else rq.end_key
-    merged: dict[str, Version | None] = dict(committed(namespace, rq.start_key, end))
-    merged.update(updates.in_range(namespace, rq.start_key, end))
-    return sorted((k, v) for k, v in merged.items() if v is not None)
-
-
-def _merkle_summary(
-    results: Sequence[tuple[str, Version]], max_degree: int
-) -> tuple[int, tuple[bytes, ...]] | None:
-    """Fabric's ``RangeQueryResultsHelper`` with hashing: ``(max_level, hashes)``."""
-    tree: dict[int, list[bytes]] = {}
-    max_level = 1
-
-    def update(leaf: bytes) -> None:
-        nonlocal max_level
-        tree.setdefault(1, []).append(leaf)
-        level = 1
-        while len(tree.get(level, [])) > max_degree:
-            combined = hashlib.sha256(b"".join(tree.pop(level))).digest()
-            level += 1
-            tree.setdefault(level, []).append(combined)
-            max_level = max(max_level, level)
-
-    pending: list[tuple[str, Version]] = []
-
-    def flush() -> None:
-        reads = kv_rwset_pb2.QueryReads(
-            kv_reads=[
-                kv_rwset_pb2.KVRead(key=k, version=kv_rwset_pb2.Version(block_num=b, tx_num=t))
-                for k, (b, t) in pending
-            ]
-        )
-        pending.clear()
-        update(hashlib.sha256(reads.SerializeToString()).digest())
-
-    for item in results:
-        pending.append(item)
-        if len(pending) > max_degree:
-            flush()
-    if not tree:
-        return None
-    if pending:
-        flush()
-    level = 1
-    while level < max_level:
-        hashes = tree.pop(level, [])
-        if hashes:
-            node = hashes[0] if len(hashes) == 1 else hashlib.sha256(b"".join(hashes)).digest()
-            tree.setdefault(level + 1, []).append(node)
-        level += 1
-    final = tree.get(max_level, [])
-    if len(final) > max_degree:
-        max_level += 1
-        final = [hashlib.sha256(b"".join(final)).digest()]
-    return max_level, tuple(final)
-
-
-def _range_query_valid(
-    namespace: str, rq: RangeQuery, committed: RangeLookup, updates: _BlockUpdates
-) -> bool:
-    results = _range_results(namespace, rq, committed, updates)
-    if rq.merkle is not None:
-        max_degree, max_level, hashes = rq.merkle
-        return _merkle_summary(results, max_degree) == (max_level, hashes)
-    expected = [(r.key, r.version) for r in rq.reads or ()]
-    return results == expected
-
-
-def _mvcc(
-    tx: ParsedTransaction,
-    committed_version: VersionLookup,
-    committed_range: RangeLookup | None,
-    updates: _BlockUpdates,
-) -> None:
-    assert tx.action is not None
-    for ns in tx.action.rwsets:
-        for read in ns.reads:
-            if updates.contains(ns.namespace, read.key):
-                raise _Invalid(
-                    "MVCC_READ_CONFLICT",
-                    f"{ns.namespace}/{read.key!r} written earlier in this block",
-                )
-            if committed_version(ns.namespace, read.key) != read.version:
-                raise _Invalid(
-                    "MVCC_READ_CONFLICT",
-                    f"{ns.namespace}/{read.key!r} read at "
-                    f"{read.version}, committed version differs",
-                )
-        for rq in ns.range_queries:
-            if committed_range is None:
-                raise _Invalid("PHANTOM_READ_CONFLICT", "no range lookup to re-run range query")
-            if not _range_query_valid(ns.namespace, rq, committed_range, updates):
-                raise _Invalid(
-                    "PHANTOM_READ_CONFLICT",
-                    f"range [{rq.start_key!r}, {rq.end_key!r}) of {ns.namespace} changed",
-                )
-        for coll in ns.collections:
-            hashed_ns = hashed_namespace(ns.namespace, coll.collection)
-            for hread in coll.reads:
-                key = hread.key_hash.hex()
-                if updates.contains(hashed_ns, key) or (
-                    committed_version(hashed_ns, key) != hread.version
-                ):
-                    raise _Invalid("MVCC_READ_CONFLICT", f"hashed read in {coll.collection}")
-
-
-def _writes(tx: ParsedTransaction, version: Version) -> tuple[StateWrite, ...]:
-    if tx.action is None:
-        return ()
-    out = []
-    for ns in tx.action.rwsets:
-        for w in ns.writes:
-            out.append(StateWrite(ns.namespace, w.key, None if w.is_delete else w.value, version))
-        for coll in ns.collections:
-            hashed_ns = hashed_namespace(ns.namespace, coll.collection)
-            for hw in coll.writes:
-                value = None if (hw.is_delete or hw.is_purge) else hw.value_hash
-                out.append(StateWrite(hashed_ns, hw.key_hash.hex(), value, version))
-    return tuple(out)
-
-
 def _metadata(tx: ParsedTransaction) -> tuple[tuple[str, str, tuple[tuple[str, bytes], ...]], ...]:
     if tx.action is None:
         return ()
@@ -620,7 +460,7 @@ def validate_block(
     timestamp. The block itself is not modified.
     """
     number = int(block.header.number)
-    updates = _BlockUpdates()
+    updates = BlockUpdates()
     updated_parameters: set[tuple[str, str, str]] = set()
     seen_ids: set[str] = set()
     results: list[TxResult] = []
@@ -651,11 +491,11 @@ def validate_block(
         metadata: tuple[tuple[str, str, tuple[tuple[str, bytes], ...]], ...] = ()
         if code == VALID and tx is not None and tx.header_type == ENDORSER_TRANSACTION:
             try:
-                _mvcc(tx, committed_version, committed_range, updates)
-            except _Invalid as invalid:
-                code, reason = invalid.code, invalid.reason
+                check_reads(tx, committed_version, committed_range, updates)
+            except MVCCConflict as conflict:
+                code, reason = conflict.code, conflict.reason
             else:
-                writes = _writes(tx, (number, index))
+                writes = state_writes(tx, (number, index))
                 metadata = _metadata(tx)
                 updates.apply(writes)
         if code == VALID and tx is not None and tx.header_type == CONFIG:
