@@ -14,8 +14,7 @@ failed there, by the replay itself with Fabric's error.
 :class:`CheckingRegistry` plugs the oracle into
 :mod:`network.fabric`'s validator without changing it: it is an
 :class:`~network.fabric.msp.MSPRegistry` whose identities verify through the
-oracle (and cache their Fabric identity key, which the validator asks for on
-every endorsement).
+oracle.
 """
 
 from __future__ import annotations
@@ -114,7 +113,6 @@ class SignatureOracle:
 class CheckedIdentity(ValidatedIdentity):
     """A validated identity whose signatures go through a :class:`SignatureOracle`."""
 
-    identity_key: str
     identity_hash: bytes
     #: Latest ``notBefore`` and earliest ``notAfter`` of the certificate chain.
     valid_from: datetime
@@ -126,17 +124,11 @@ class CheckedIdentity(ValidatedIdentity):
         values = {f.name: getattr(identity, f.name) for f in fields(ValidatedIdentity)}
         return cls(
             **values,
-            identity_key=identity.key,
             identity_hash=identity_digest(identity.serialized),
             valid_from=max(c.not_valid_before_utc for c in identity.chain),
             valid_until=min(c.not_valid_after_utc for c in identity.chain),
             oracle=oracle,
         )
-
-    @property  # type: ignore[misc]  # mypy mistakes the base class property for a field
-    def key(self) -> str:
-        """Fabric's identity key, computed once (the base class re-hashes the certificate)."""
-        return self.identity_key
 
     def verify(self, data: bytes, signature: bytes) -> None:
         self.oracle.check(self, data, signature)
