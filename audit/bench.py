@@ -10,8 +10,6 @@ everything a normal ``audit replay --export`` does.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -25,6 +23,7 @@ from audit.errors import AuditError
 from audit.pipeline import PipelineStats, prevalidated
 from audit.sources import ExportSource
 from audit.verifier import LedgerVerifier
+from crypto.bench import machine_info
 
 
 @dataclass(frozen=True)
@@ -45,23 +44,9 @@ class ReplayRun:
         return asdict(self)
 
 
-def machine() -> dict[str, str]:
-    """What the numbers were measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu_model": cpu,
-        "cpu_count": str(os.cpu_count()),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on (the same description every bench command gives)."""
+    return machine_info(datetime.now(UTC))
 
 
 def measure_replay(path: Path, workers: int) -> ReplayRun:

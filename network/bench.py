@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
-import os
-import platform
 import pstats
 import re
 import shutil
@@ -42,6 +40,7 @@ from typing import Any
 import yaml
 from fabric_chaincode_python.fabric_shim.response import error, success
 
+from crypto.bench import machine_info
 from crypto.consortium import Consortium, create_demo_consortium
 from crypto.errors import AccessLedgerError
 from crypto.identity import Identity, IdentityKind
@@ -114,7 +113,7 @@ class LedgerBenchResult:
     mean_block_txs: float
     phases: dict[str, float] = field(default_factory=dict)
     profile_top: list[ProfileItem] = field(default_factory=list)
-    machine: dict[str, str] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """One flat-ish JSON object (``tx_per_s``, ``p50_ms``, ``p99_ms``, ``profile_top``...)."""
@@ -239,26 +238,6 @@ async def _profiled_run(
     return stats, seconds
 
 
-def _machine() -> dict[str, str]:
-    import cryptography
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu_model": cpu,
-        "cpu_count": str(os.cpu_count()),
-        "python": platform.python_version(),
-        "cryptography": cryptography.__version__,
-        "measured_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
-    }
-
-
 async def _run(
     home: Path, txs: int, batch: int, concurrency: int, profile_txs: int
 ) -> LedgerBenchResult:
@@ -295,7 +274,7 @@ async def _run(
         mean_block_txs=round(txs / blocks, 1) if blocks else 0.0,
         phases=phases,
         profile_top=top,
-        machine=_machine(),
+        machine=machine_info(datetime.now(UTC)),
     )
 
 
