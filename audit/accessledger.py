@@ -47,6 +47,7 @@ from network.fabric.replay import ReplayedBlock
 from network.fabric.transactions import ParsedTransaction
 from network.fabric.validator import StateWrite, TxResult
 from policies.bundle import PolicyBundle
+from policies.departments import verify_department_approvals
 from policies.governance import Approval, majority, signer_certificate, verify_approvals
 
 CONFIG_KEY = "config"
@@ -65,7 +66,7 @@ _WRITERS = {
     POLICY_BUNDLE: {"InstallPolicy"},
     POLICY_META: {"InstallPolicy"},
     POLICY_KEY: {"InstallPolicy"},
-    CONFIG_KEY: {"InitLedger"},
+    CONFIG_KEY: {"InitLedger", "AddDepartment"},
     ACCESS: {"RequestAccess", "ContestAccess", "ReviewAccess"},
     RECORD: {"RegisterRecord", "AmendRecord"},
     RECORD_VERSION: {"RegisterRecord", "AmendRecord"},
@@ -231,6 +232,8 @@ class AccessLedgerAudit:
             self._init(by_type, report)
         elif function == "InstallPolicy":
             self._install(number, result, tx, argument, by_type, report)
+        elif function == "AddDepartment":
+            self._add_department(tx, argument, by_type, report)
         for attributes, w in by_type.get(RECORD, []):
             record = _json(w.value)
             if isinstance(record, Mapping) and attributes:
@@ -261,6 +264,72 @@ class AccessLedgerAudit:
                 self.departments = _departments(config)
             except (AccessLedgerError, KeyError, TypeError, ValueError) as exc:
                 report(FindingKind.ACCESS_EVENT, f"InitLedger configuration is unreadable: {exc}")
+
+    def _add_department(
+        self,
+        tx: ParsedTransaction,
+        argument: Any,
+        by_type: Mapping[str, list[tuple[tuple[str, ...], StateWrite]]],
+        report: Report,
+    ) -> None:
+        """Re-verify an AddDepartment: majority approvals, and config = before + the department."""
+        writes = by_type.get(CONFIG_KEY, [])
+        if len(writes) != 1:
+            report(FindingKind.ACCESS_EVENT, "AddDepartment must write the configuration once")
+            return
+        try:
+            after = _departments(_json(writes[0][1].value))
+        except (AccessLedgerError, KeyError, TypeError, ValueError) as exc:
+            report(FindingKind.ACCESS_EVENT, f"AddDepartment configuration is unreadable: {exc}")
+            return
+        problems = self._department_approvals(argument, tx)
+        added = {org: d for org, d in after.items() if org not in self.departments}
+        unchanged = all(after.get(org) == d for org, d in self.departments.items())
+        if not unchanged or len(added) != 1:
+            problems.append("the stored configuration is not the previous one plus one department")
+        elif isinstance(argument, Mapping) and isinstance(argument.get("department"), Mapping):
+            [new] = added.values()
+            if new.org != argument["department"].get("org"):
+                problems.append("the stored department is not the one the admins approved")
+        for problem in problems:
+            report(FindingKind.ACCESS_EVENT, f"AddDepartment: {problem}")
+        self.departments = after
+
+    def _department_approvals(self, argument: Any, tx: ParsedTransaction) -> list[str]:
+        if not self.departments:
+            return ["a department was added before the ledger was initialised"]
+        if not isinstance(argument, Mapping) or not isinstance(argument.get("approvals"), list):
+            return ["the transaction carries no approvals"]
+        try:
+            approvals, admin_certs = self._admin_approvals(argument["approvals"], tx)
+            verify_department_approvals(
+                argument["department"],
+                approvals,
+                admin_certs,
+                required=majority(len(self.departments)),
+                now=tx.timestamp,
+            )
+        except _NotAnAdmin:
+            return ["an approval is not signed by a department admin"]
+        except (AccessLedgerError, KeyError, TypeError) as exc:
+            return [f"approvals do not verify: {exc}"]
+        return []
+
+    def _admin_approvals(
+        self, items: Any, tx: ParsedTransaction
+    ) -> tuple[list[Approval], dict[str, list[x509.Certificate]]]:
+        """The approvals, with each signer resolved to the current department it is an admin of."""
+        admin_certs: dict[str, list[x509.Certificate]] = {org: [] for org in self.departments}
+        approvals = []
+        for item in items:
+            approval = Approval.from_dict(item)
+            cert = signer_certificate(approval.signer)
+            org = self._department_of(cert, tx)
+            if org is None or node_ou(cert) != "admin":
+                raise _NotAnAdmin
+            admin_certs[org].append(cert)
+            approvals.append(approval)
+        return approvals, admin_certs
 
     def _install(
         self,
@@ -322,17 +391,8 @@ class AccessLedgerAudit:
             return [f"the transaction's bundle does not load: {exc}"]
         if carried.bundle_hash != bundle.bundle_hash:
             return ["the stored bundle is not the bundle the admins' transaction carried"]
-        admin_certs: dict[str, list[x509.Certificate]] = {org: [] for org in self.departments}
-        approvals = []
         try:
-            for item in argument["approvals"]:
-                approval = Approval.from_dict(item)
-                cert = signer_certificate(approval.signer)
-                org = self._department_of(cert, tx)
-                if org is None or node_ou(cert) != "admin":
-                    return ["an approval is not signed by a department admin"]
-                admin_certs[org].append(cert)
-                approvals.append(approval)
+            approvals, admin_certs = self._admin_approvals(argument["approvals"], tx)
             verify_approvals(
                 bundle,
                 approvals,
@@ -340,6 +400,8 @@ class AccessLedgerAudit:
                 required=majority(len(self.departments)),
                 now=tx.timestamp,
             )
+        except _NotAnAdmin:
+            return ["an approval is not signed by a department admin"]
         except (AccessLedgerError, TypeError) as exc:
             return [f"approvals do not verify: {exc}"]
         return []
@@ -430,6 +492,10 @@ class AccessLedgerAudit:
             )
         self.stats.reviews += function == "ReviewAccess"
         self.events[event.event_id] = earlier.with_review(event.review, event.raw)
+
+
+class _NotAnAdmin(Exception):
+    """An approval's signer is not an admin of a current department."""
 
 
 def _departments(config: Any) -> dict[str, Department]:

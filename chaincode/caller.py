@@ -194,6 +194,12 @@ class LedgerConfig:
     def orgs(self) -> tuple[str, ...]:
         return tuple(d.org for d in self.departments)
 
+    def with_department(self, department: Department) -> LedgerConfig:
+        """A copy with ``department`` appended (``AddDepartment``); names must stay unique."""
+        return LedgerConfig(
+            departments=(*self.departments, department), request_window=self.request_window
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": CONFIG_FORMAT,

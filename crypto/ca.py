@@ -205,6 +205,37 @@ class CertificateAuthority:
         """The CA's public key."""
         return self.private_key.public_key()
 
+    def revocation_list(
+        self,
+        revoked: Mapping[int, datetime],
+        *,
+        now: datetime,
+        next_update: timedelta = timedelta(days=30),
+    ) -> x509.CertificateRevocationList:
+        """A CRL signed by this CA listing ``revoked`` (serial number -> revocation time).
+
+        Fabric MSPs read CRLs from their config's ``revocation_list``; a CRL
+        replaces the previous one of the same issuer, so it must list every
+        certificate revoked so far, not only the newest.
+        """
+        now = _check_now(now)
+        if not revoked:
+            raise CertificateError("a revocation list needs at least one revoked certificate")
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.certificate.subject)
+            .last_update(now)
+            .next_update(now + next_update)
+        )
+        for serial, when in sorted(revoked.items()):
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(serial)
+                .revocation_date(_check_now(when))
+                .build()
+            )
+        return builder.sign(self.private_key, hashes.SHA256())
+
     def save(self, directory: Path, *, passphrase: bytes | None = None) -> None:
         """Write ``ca-cert.pem`` and ``ca-key.pem`` (mode 0600) into ``directory``."""
         directory.mkdir(parents=True, exist_ok=True)

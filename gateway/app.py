@@ -30,7 +30,17 @@ from gateway.auth import AuthenticationError, HttpRequest
 from gateway.deps import CALLER_KEY
 from gateway.errors import PROBLEM_JSON, install_error_handlers, problem_body
 from gateway.metrics import Metrics
-from gateway.routes import access_requests, audit, blobs, health, me, records, transactions
+from gateway.routes import (
+    access_requests,
+    audit,
+    blobs,
+    custodians,
+    governance,
+    health,
+    me,
+    records,
+    transactions,
+)
 from gateway.service.core import GatewayService
 from gateway.settings import GatewaySettings
 
@@ -179,6 +189,7 @@ class GatewayMiddleware:
                 now=service.now(),
                 revoked=service.revoked,
             )
+            service.membership.check(authenticated.identity)
         except AuthenticationError as exc:
             await refuse(401, exc.code, exc.message)
             return None
@@ -244,7 +255,17 @@ def create_app(
     )
     app.state.metrics = service.metrics if service is not None else metrics
     install_error_handlers(app)
-    for module in (health, records, transactions, access_requests, blobs, me, audit):
+    for module in (
+        health,
+        records,
+        transactions,
+        access_requests,
+        blobs,
+        me,
+        audit,
+        governance,
+        custodians,
+    ):
         app.include_router(module.router)
 
     def current() -> GatewayService:

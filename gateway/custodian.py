@@ -18,7 +18,10 @@ reads the **ledger** -- never the HTTP request -- and accepts the grant only if
 :meth:`Custodians.release` then re-seals, for each granted record, exactly
 the tiers the event grants, after checking that the stored sealed key opens
 the ciphertext the ledger record names for that version and tier, and only to
-the X25519 key registered on the ledger for the officer. Every release is
+the X25519 key registered on the ledger for the officer. A custodian holds a
+key *ring* (:mod:`gateway.custodian_keys`): its current key and, while a key
+rotation (:mod:`gateway.rotation`) is unfinished, the previous one; each
+stored row names the key it is sealed to. Every release is
 appended to ``HOME/custodians/<Org>/releases.jsonl`` (fsynced) *before* the
 key leaves the custodian (:mod:`gateway.service.releases`; the format is in
 ``docs/api.md``); the same entries feed the blob grants that
@@ -32,24 +35,28 @@ import binascii
 import hashlib
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from chaincode import CHAINCODE_NAME
 from chaincode.caller import certificate_fingerprint
-from chaincode.codec import format_time, parse_time
-from chaincode.ledger import ACCESS, ENC_KEY, RECORD_VERSION, sequence_key
-from crypto.envelope import reseal_key
-from crypto.errors import AccessLedgerError, DecryptionError, VerificationError
+from chaincode.codec import format_time
+from chaincode.ledger import ENC_KEY, RECORD_VERSION, sequence_key
+from crypto.envelope import open_sealed_key, seal_key
+from crypto.errors import DecryptionError
 from crypto.identity import Identity
-from crypto.signing import verify
-from gateway.errors import Conflict, Forbidden, GatewayError
+from gateway.access_events import (
+    GrantedRecord,
+    KeyReleaseRefused,
+    VerifiedGrant,
+    verify_access_event,
+)
+from gateway.access_events import refuse as _refuse
+from gateway.custodian_keys import CustodianKeyRing, load_key_ring, previous_key_path
+from gateway.errors import Conflict, GatewayError
 from gateway.service.ledger import CommittedTransaction, composite_key
 from gateway.service.releases import (
     RELEASE_FORMAT,
@@ -59,17 +66,7 @@ from gateway.service.releases import (
     ReleaseLog,
     release_log_path,
 )
-from gateway.store import DepartmentStore, RecordErasedError, StoreError
-from network.fabric.transactions import ENDORSER_TRANSACTION
-
-ACCESS_EVENT_NAME: Final = "AccessDecided"
-ACCESS_FUNCTION: Final = "RequestAccess"
-
-
-class KeyReleaseRefused(Forbidden):
-    """The ledger does not back this key release (the detail says which check failed)."""
-
-    code = "key_release_refused"
+from gateway.store import DepartmentStore, RecordErasedError, StoreError, TierKeyEntry
 
 
 class KeyNotRegistered(Conflict):
@@ -89,31 +86,6 @@ class LedgerReader(Protocol):
 
 
 @dataclass(frozen=True)
-class GrantedRecord:
-    """One record of a committed grant: which version and which tiers it releases."""
-
-    record_id: str
-    record_type: str
-    owner_org: str
-    version: int
-    tiers: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class VerifiedGrant:
-    """An access event the custodians accepted, and until when it releases keys."""
-
-    tx_id: str
-    block_number: int
-    decided_at: datetime
-    expires_at: datetime
-    officer_msp_id: str
-    officer_fingerprint: str
-    event: Mapping[str, Any]
-    granted: tuple[GrantedRecord, ...]
-
-
-@dataclass(frozen=True)
 class ReleasedTier:
     """A tier key re-sealed to the officer, and the ciphertext it opens."""
 
@@ -126,142 +98,71 @@ class ReleasedTier:
     sealed_key: bytes
 
 
-def _refuse(detail: str, tx_id: str) -> KeyReleaseRefused:
-    return KeyReleaseRefused(f"key release refused: {detail}", tx_id=tx_id)
-
-
-def _creator_key(tx: CommittedTransaction) -> ec.EllipticCurvePublicKey:
-    try:
-        certificate = x509.load_pem_x509_certificate(tx.transaction.creator_id_bytes)
-    except ValueError:
-        raise _refuse("the transaction creator is not a certificate", tx.tx_id) from None
-    key = certificate.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise _refuse("the transaction creator has no ECDSA key", tx.tx_id)
-    return key
-
-
-def _written(tx: CommittedTransaction, key: str) -> bytes | None:
-    action = tx.transaction.action
-    rwset = action.rwset(CHAINCODE_NAME) if action is not None else None
-    for write in rwset.writes if rwset is not None else ():
-        if write.key == key and not write.is_delete:
-            return bytes(write.value)
-    return None
-
-
-def _granted(entries: Any, tx_id: str) -> tuple[GrantedRecord, ...]:
-    if not isinstance(entries, list):
-        raise _refuse("the access event has no grant list", tx_id)
-    granted = []
-    for entry in entries:
-        try:
-            tiers = tuple(str(t) for t in entry["tiers"])
-            granted.append(
-                GrantedRecord(
-                    record_id=str(entry["record_id"]),
-                    record_type=str(entry["record_type"]),
-                    owner_org=str(entry["owner_org"]),
-                    version=int(entry["version"]),
-                    tiers=tiers,
-                )
-            )
-        except (KeyError, TypeError, ValueError):
-            raise _refuse("the access event's grant list is malformed", tx_id) from None
-    return tuple(granted)
-
-
-def verify_access_event(
-    tx: CommittedTransaction | None,
-    *,
-    tx_id: str,
-    caller: Identity,
-    now: datetime,
-    ttl: timedelta,
-    max_skew: timedelta,
-) -> VerifiedGrant:
-    """Checks 1-4 of the module docstring on a committed transaction read from the ledger."""
-    if tx is None:
-        raise GatewayError(
-            f"no committed access event {tx_id} signed by the caller",
-            code="access_event_not_found",
-            status=404,
-            tx_id=tx_id,
-        )
-    if not tx.valid:
-        raise _refuse(f"the transaction is {tx.validation_code_name}, not VALID", tx_id)
-    parsed = tx.transaction
-    if parsed.tx_id != tx_id or parsed.header_type != ENDORSER_TRANSACTION:
-        raise _refuse("the ledger entry is not this endorser transaction", tx_id)
-    try:
-        verify(_creator_key(tx), parsed.payload, parsed.signature)
-    except VerificationError:
-        raise _refuse("the committed envelope does not verify under its creator", tx_id) from None
-    fingerprint = certificate_fingerprint(x509.load_pem_x509_certificate(parsed.creator_id_bytes))
-    if fingerprint != certificate_fingerprint(caller.certificate) or (
-        parsed.creator_msp_id != caller.msp_id
-    ):
-        # Someone else's grant looks exactly like a missing one.
-        raise GatewayError(
-            f"no committed access event {tx_id} signed by the caller",
-            code="access_event_not_found",
-            status=404,
-            tx_id=tx_id,
-        )
-    action = parsed.action
-    if (
-        action is None
-        or action.chaincode_name != CHAINCODE_NAME
-        or action.function != ACCESS_FUNCTION
-    ):
-        raise _refuse("the transaction is not a RequestAccess call", tx_id)
-    event = action.event
-    if event is None or event.event_name != ACCESS_EVENT_NAME:
-        raise _refuse("the transaction emitted no access event", tx_id)
-    payload = bytes(event.payload)
-    if _written(tx, composite_key(ACCESS, tx_id)) != payload:
-        raise _refuse("the access event differs from the state the transaction wrote", tx_id)
-    try:
-        document = json.loads(payload)
-        officer = document["officer"]
-        decided_at = parse_time(document["decided_at"], what="decided_at")
-        names = (document["event_id"], document["tx_id"])
-        officer_ids = (officer["msp_id"], officer["cert_fingerprint"])
-    except (ValueError, KeyError, TypeError, AccessLedgerError):
-        raise _refuse("the access event is malformed", tx_id) from None
-    if names != (tx_id, tx_id) or officer_ids != (caller.msp_id, fingerprint):
-        raise _refuse("the access event names another transaction or officer", tx_id)
-    if parsed.timestamp is not None and abs(parsed.timestamp - decided_at) > timedelta(seconds=1):
-        raise _refuse("the access event's time is not its transaction's time", tx_id)
-    if decided_at > now + max_skew:
-        raise _refuse("the access event is dated in the future", tx_id)
-    expires_at = decided_at + ttl
-    if now >= expires_at:
-        raise GrantExpired(
-            f"the grant of {tx_id} expired at {format_time(expires_at)}", tx_id=tx_id
-        )
-    return VerifiedGrant(
-        tx_id=tx_id,
-        block_number=tx.block_number,
-        decided_at=decided_at,
-        expires_at=expires_at,
-        officer_msp_id=caller.msp_id,
-        officer_fingerprint=fingerprint,
-        event=document,
-        granted=_granted(document.get("granted"), tx_id),
-    )
-
-
 class KeyCustodian:
-    """One department's custodian: its key, its store and its release log."""
+    """One department's custodian: its key ring, its store and its release log.
+
+    ``keys`` is the raw current private key or a :class:`CustodianKeyRing`;
+    ``home``, when given, lets the custodian re-read its key files when a row
+    names a key it does not hold (a rotation finished by another process).
+    """
 
     def __init__(
-        self, org: str, private_key: bytes, store: DepartmentStore, log: ReleaseLog
+        self,
+        org: str,
+        keys: bytes | CustodianKeyRing,
+        store: DepartmentStore,
+        log: ReleaseLog,
+        *,
+        home: Path | None = None,
     ) -> None:
         self.org = org
-        self._private_key = private_key
+        self._ring = keys if isinstance(keys, CustodianKeyRing) else CustodianKeyRing(keys)
+        self._home = home
         self.store = store
         self.log = log
+
+    @property
+    def keys(self) -> CustodianKeyRing:
+        """The key ring in use (current key first; the previous one during a rotation)."""
+        return self._ring
+
+    def install(self, ring: CustodianKeyRing) -> None:
+        """Use ``ring`` from now on (called by a rotation as the key files change)."""
+        self._ring = ring
+
+    def _private_keys(self, entry: TierKeyEntry) -> list[bytes]:
+        ring = self._ring
+        if entry.key_id is None:
+            return list(ring.candidates())
+        private = ring.private_for(entry.key_id)
+        if private is None and self._home is not None:
+            # Rotated elsewhere: the files are the truth.
+            ring = load_key_ring(self._home, self.org)
+            self._ring = ring
+            private = ring.private_for(entry.key_id)
+        return [private] if private is not None else []
+
+    def open_tier_key(self, entry: TierKeyEntry) -> bytes:
+        """The tier key of a stored row, opened with the key the row names.
+
+        Raises :class:`DecryptionError` if no key of the ring opens it.
+        """
+        for private in self._private_keys(entry):
+            try:
+                return open_sealed_key(entry.sealed_key, private)
+            except DecryptionError:
+                continue
+        raise DecryptionError()
+
+    def _open_current(self, record: GrantedRecord, tier: str, entry: TierKeyEntry) -> bytes:
+        try:
+            return self.open_tier_key(entry)
+        except DecryptionError:
+            # A rotation may have re-sealed the row and retired its key since it was read.
+            fresh = self.store.get_tier_key(
+                record_id=record.record_id, version=record.version, tier=tier
+            )
+            return self.open_tier_key(fresh)
 
     def reseal(
         self,
@@ -308,8 +209,8 @@ class KeyCustodian:
                     grant.tx_id,
                 )
             try:
-                sealed = reseal_key(entry.sealed_key, self._private_key, recipient_public)
-            except DecryptionError as exc:
+                sealed = seal_key(self._open_current(record, tier, entry), recipient_public)
+            except (DecryptionError, StoreError) as exc:
                 raise GatewayError(
                     f"the {self.org} custodian cannot open the stored key of {record.record_id}",
                     code="custodian_failed",
@@ -404,31 +305,100 @@ class Custodians:
         self.ledger = ledger
         self.grant_ttl = grant_ttl
         self.max_skew = max_skew
-        self._keys = dict(custodian_keys)
+        self._rings = {org: self._ring(org, key) for org, key in custodian_keys.items()}
         self._custodians: dict[str, KeyCustodian] = {}
         self._lock = threading.Lock()
+        self._sealing_locks: dict[str, threading.Lock] = {}
         self.grants = GrantIndex()
         if now is not None:
-            for org in self._keys:
+            for org in self._rings:
                 self.grants.load(
                     ReleaseLog(release_log_path(self.home, org)).entries(), now=_utc(now)
                 )
+
+    def _ring(self, org: str, current: bytes) -> CustodianKeyRing:
+        # An interrupted rotation left the previous key beside the current one.
+        path = previous_key_path(self.home, org)
+        if path.exists():
+            return load_key_ring(self.home, org)
+        return CustodianKeyRing(current)
 
     def custodian(self, org: str) -> KeyCustodian:
         """The custodian of ``org`` (refuses an organisation without a custodian key)."""
         with self._lock:
             found = self._custodians.get(org)
             if found is None:
-                key = self._keys.get(org)
-                if key is None:
+                ring = self._rings.get(org)
+                if ring is None:
                     raise GatewayError(
                         f"{org} has no key custodian", code="custodian_failed", status=500
                     )
                 found = KeyCustodian(
-                    org, key, self.stores.store(org), ReleaseLog(release_log_path(self.home, org))
+                    org,
+                    ring,
+                    self.stores.store(org),
+                    ReleaseLog(release_log_path(self.home, org)),
+                    home=self.home,
                 )
                 self._custodians[org] = found
             return found
+
+    def add(self, org: str, current_key: bytes) -> None:
+        """Give ``org`` (a department that joined the channel) its custodian."""
+        ring = self._ring(org, current_key)
+        with self._lock:
+            self._rings.setdefault(org, ring)
+
+    def has_custodian(self, org: str) -> bool:
+        """Whether ``org`` is a department with a key custodian here."""
+        return org in self._rings
+
+    def keys(self, org: str) -> CustodianKeyRing:
+        """``org``'s key ring (raises ``custodian_failed`` for an organisation without one)."""
+        return self.custodian(org).keys
+
+    def public_key(self, org: str) -> bytes:
+        """``org``'s current custodian public key: what new tier keys must be sealed to."""
+        return self.keys(org).current_public
+
+    def key_id(self, org: str) -> str:
+        """The key id of ``org``'s current custodian key."""
+        return self.keys(org).current_id
+
+    def sealing_key(self, org: str) -> tuple[bytes, str]:
+        """``(public key, key id)`` of ``org``'s current custodian key, read together.
+
+        What a writer of new tier keys should seal to and record
+        (``put_tier_key(..., key_id=...)``): both come from one key ring, so
+        a rotation switching keys in between cannot pair a key with another's id.
+        """
+        ring = self.keys(org)
+        return ring.current_public, ring.current_id
+
+    @contextmanager
+    def sealing(self, org: str) -> Iterator[tuple[bytes, str]]:
+        """Hold ``org``'s sealing lock; yields :meth:`sealing_key` for the writes inside.
+
+        Writers of new tier keys seal and store them inside this block; a key
+        rotation takes the same lock for its final check and the deletion of
+        the previous key, so no row sealed to that key can land in between.
+        """
+        with self._lock:
+            lock = self._sealing_locks.setdefault(org, threading.Lock())
+        with lock:
+            yield self.sealing_key(org)
+
+    @property
+    def public_keys(self) -> Mapping[str, bytes]:
+        """A live, read-only view: department -> current custodian public key."""
+        return _PublicKeys(self)
+
+    def install_keys(self, org: str, ring: CustodianKeyRing) -> None:
+        """Switch ``org``'s custodian to ``ring`` (a rotation's ``on_keys``)."""
+        custodian = self.custodian(org)
+        with self._lock:
+            self._rings[org] = ring
+            custodian.install(ring)
 
     def verify(self, tx_id: str, caller: Identity, now: datetime) -> VerifiedGrant:
         """Read ``tx_id`` from the ledger and accept it as the caller's live grant, or raise."""
@@ -485,6 +455,24 @@ class Custodians:
                 code="blob_not_found",
                 status=404,
             ) from exc
+
+
+class _PublicKeys(Mapping[str, bytes]):
+    """Department -> current custodian public key, read at each lookup (rotation-proof)."""
+
+    def __init__(self, custodians: Custodians) -> None:
+        self._custodians = custodians
+
+    def __getitem__(self, org: str) -> bytes:
+        if not self._custodians.has_custodian(org):
+            raise KeyError(org)
+        return self._custodians.public_key(org)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._custodians._rings))
+
+    def __len__(self) -> int:
+        return len(self._custodians._rings)
 
 
 __all__ = [

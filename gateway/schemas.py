@@ -417,3 +417,54 @@ class Problem(BaseModel):
     instance: str
     code: str
     tx_id: str | None = None
+
+
+# -- governance (operator jobs) ---------------------------------------------------------------
+
+
+class ConfigUpdateBody(Strict):
+    """A signed ``common.Envelope`` of type CONFIG_UPDATE (base64), created by the caller.
+
+    Its ``ConfigUpdateEnvelope`` carries the ``ConfigSignature`` of every admin
+    whose approval a modified element's ``mod_policy`` needs.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"envelope": "CrgMCm0IAhoMCN7..."}]}
+    )
+    envelope: Base64
+
+
+class ConfigBlockView(Response):
+    """The channel's current config block (serialized ``common.Block``, base64)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"block_number": 0, "sequence": 0, "block": "CiAQARogm3b..."}]
+        },
+    )
+    block_number: int
+    sequence: int
+    block: str
+    msp_ids: list[str]
+
+
+class ConfigUpdateResult(Response):
+    """A committed config update: its transaction, block and the new config sequence."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"tx_id": _EXAMPLE_TX, "block_number": 42, "sequence": 1}]},
+    )
+    tx_id: str
+    block_number: int
+    sequence: int
+
+
+class PolicyView(Response):
+    """The anchored policy: version, bundle hash and bundle (Cedar schema, policies, catalogue)."""
+
+    version: int
+    bundle_hash: str
+    bundle: dict[str, Any]

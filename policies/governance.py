@@ -112,9 +112,35 @@ def verify_approvals(
 ) -> tuple[str, ...]:
     """Check that enough departments approved ``bundle``; return them, sorted.
 
+    :func:`verify_signed_approvals` over the bundle's signed bytes.
+    """
+    return verify_signed_approvals(
+        bundle.signed_bytes(),
+        f"policy bundle v{bundle.version}",
+        approvals,
+        admin_certs_by_org,
+        required,
+        now=now,
+    )
+
+
+def verify_signed_approvals(
+    message: bytes,
+    what: str,
+    approvals: Sequence[ApprovalLike],
+    admin_certs_by_org: Mapping[str, Sequence[x509.Certificate]],
+    required: int | None = None,
+    *,
+    now: datetime | None = None,
+) -> tuple[str, ...]:
+    """Check that enough departments' admins signed ``message``; return them, sorted.
+
+    Each signer's certificate must be byte-for-byte one of the registered
+    admin certificates of one department in ``admin_certs_by_org`` and, with
+    ``now`` (timezone-aware), valid then; every signature must verify; any
+    invalid approval rejects the whole set; a department counts once.
     ``required`` defaults to a strict majority of the departments in
-    ``admin_certs_by_org``. With ``now`` (timezone-aware), an admin
-    certificate outside its validity period is rejected too.
+    ``admin_certs_by_org``. ``what`` names the approved object in messages.
 
     Raises :class:`ApprovalError` for any invalid approval and
     :class:`InsufficientApprovalsError` when too few departments approved.
@@ -130,7 +156,6 @@ def verify_approvals(
     for org in sorted(admin_certs_by_org):
         for cert in admin_certs_by_org[org]:
             org_of_cert.setdefault(cert.public_bytes(_DER), org)
-    message = bundle.signed_bytes()
     approving: set[str] = set()
     for index, item in enumerate(approvals):
         signer, signature = (item.signer, item.signature) if isinstance(item, Approval) else item
@@ -151,13 +176,12 @@ def verify_approvals(
             verify(public_key, message, signature)
         except VerificationError as exc:
             raise ApprovalError(
-                f"{where}: {org} admin signature is invalid for bundle "
-                f"v{bundle.version} ({exc.message})"
+                f"{where}: {org} admin signature is invalid for {what} ({exc.message})"
             ) from exc
         approving.add(org)
     if len(approving) < needed:
         raise InsufficientApprovalsError(
-            f"{len(approving)} of {len(admin_certs_by_org)} departments approved policy bundle "
-            f"v{bundle.version}; {needed} required"
+            f"{len(approving)} of {len(admin_certs_by_org)} departments approved {what};"
+            f" {needed} required"
         )
     return tuple(sorted(approving))

@@ -33,6 +33,7 @@ from gateway.client.errors import (
     Unauthenticated,
 )
 from gateway.client.flows import Operations
+from gateway.client.keys import CustodianKeyRotation, EncryptionKeyRotation, rotate_encryption_key
 from gateway.client.models import (
     AccessesPage,
     AccessResult,
@@ -53,6 +54,8 @@ __all__ = [
     "CommitTimeout",
     "Committed",
     "Conflict",
+    "CustodianKeyRotation",
+    "EncryptionKeyRotation",
     "GatewayFailure",
     "GatewayUnreachable",
     "InvalidRequest",
@@ -69,4 +72,5 @@ __all__ = [
     "Unauthenticated",
     "configured_gateway_url",
     "operations_from",
+    "rotate_encryption_key",
 ]

@@ -32,6 +32,11 @@ from crypto.errors import AccessLedgerError
 from gateway.client.errors import ClientError, GatewayUnreachable
 from gateway.client.flows import Clock, Flow, Operations
 from gateway.client.http import Call, Prepared, interpret, prepare
+from gateway.client.keys import (
+    CustodianKeyRotation,
+    register_encryption_public_key,
+    rotate_custodian_key,
+)
 from gateway.client.models import AccessesPage, AccessResult, Committed, LedgerInfo, RecordReceipt
 from policies.catalogue import Catalogue
 
@@ -347,6 +352,18 @@ class Client(_Facade):
     def blocks(self, start: int = 0) -> list[Any]:
         return self.run(self.operations.blocks(start))
 
+    # -- key rotation (gateway.client.keys) -----------------------------------------------------
+
+    def rotate_custodian_key(
+        self, org: str, *, batch_size: int | None = None
+    ) -> CustodianKeyRotation:
+        """Rotate ``org``'s custodian key (the caller must be an admin of ``org``)."""
+        return self.run(rotate_custodian_key(self.operations, org, batch_size=batch_size))
+
+    def register_encryption_public_key(self, public_key: bytes) -> Committed:
+        """Register ``public_key`` as this identity's X25519 key (see ``rotate_encryption_key``)."""
+        return self.run(register_encryption_public_key(self.operations, public_key))
+
 
 class AsyncClient(_Facade):
     """An asyncio client for one identity; many may share one ``httpx.AsyncClient``."""
@@ -515,3 +532,13 @@ class AsyncClient(_Facade):
 
     async def review(self, event_id: str, outcome: str, note: str) -> Committed:
         return await self.run(self.operations.review(event_id, outcome, note))
+
+    async def rotate_custodian_key(
+        self, org: str, *, batch_size: int | None = None
+    ) -> CustodianKeyRotation:
+        """Rotate ``org``'s custodian key (the caller must be an admin of ``org``)."""
+        return await self.run(rotate_custodian_key(self.operations, org, batch_size=batch_size))
+
+    async def register_encryption_public_key(self, public_key: bytes) -> Committed:
+        """Register ``public_key`` as this identity's X25519 key."""
+        return await self.run(register_encryption_public_key(self.operations, public_key))

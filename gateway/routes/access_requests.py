@@ -35,7 +35,7 @@ async def request_access(
     before, after = text_hooks(
         body.justification,
         stores=service.stores,
-        custodian_public=service.audit_custodian_public,
+        sealing=service.note_sealing,
         kind=JUSTIFICATION,
         member="justification_hash",
         committed=document_member("justification_hash"),

@@ -94,7 +94,7 @@ async def review(body: ReviewBody, service: ServiceDep, caller: CallerDep) -> Pr
     before, after = text_hooks(
         body.note,
         stores=service.stores,
-        custodian_public=service.audit_custodian_public,
+        sealing=service.note_sealing,
         kind=REVIEW_NOTE,
         member="note_hash",
         committed=argument_member("note_hash"),

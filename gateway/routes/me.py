@@ -104,7 +104,7 @@ async def contest(body: ContestBody, service: ServiceDep, caller: CallerDep) -> 
     before, after = text_hooks(
         body.reason,
         stores=service.stores,
-        custodian_public=service.audit_custodian_public,
+        sealing=service.note_sealing,
         kind=CONTEST_REASON,
         member="reason_hash",
         committed=argument_member("reason_hash"),

@@ -21,7 +21,16 @@ from network.engine.proposal import Proposal
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
 
 #: Functions proposed through the generic endpoint (the others have their own resource).
-GENERIC_FUNCTIONS = frozenset({REGISTER, AMEND, "RegisterEncryptionKey", "RegisterCitizen"})
+GENERIC_FUNCTIONS = frozenset(
+    {
+        REGISTER,
+        AMEND,
+        "RegisterEncryptionKey",
+        "RegisterCitizen",
+        "AddDepartment",
+        "InstallPolicy",
+    }
+)
 TxId = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="Transaction id (hex)")]
 
 

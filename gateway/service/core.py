@@ -20,6 +20,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
 from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,10 +29,10 @@ from typing import Any
 from chaincode import CHAINCODE_NAME, AccessLedgerChaincode
 from chaincode.codec import format_time
 from crypto.consortium import Consortium
-from crypto.envelope import x25519_public_key
 from crypto.identity import Identity
 from gateway.auth import RequestVerifier, SqliteNonceCache, TrustStore, VerifierPolicy
 from gateway.custodian import Custodians
+from gateway.custodian_keys import Sealing
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.schemas import (
@@ -45,6 +46,8 @@ from gateway.service.access import access_result
 from gateway.service.bootstrap import bootstrap_ledger
 from gateway.service.ledger import LedgerClient
 from gateway.service.limits import RateLimiter
+from gateway.service.membership import ChannelMembership
+from gateway.service.notes import NOTES_ORG
 from gateway.service.policy import PolicyCache
 from gateway.service.queries import QueryService
 from gateway.service.records import RecordService
@@ -60,6 +63,7 @@ from gateway.settings import GatewaySettings
 from gateway.store import StoreRegistry
 from network.engine.network import EmbeddedNetwork
 from network.engine.proposal import Proposal
+from network.fabric.validator import ChannelConfig
 
 Clock = Callable[[], datetime]
 #: Runs before endorsement with the checked proposal and its argument (may refuse).
@@ -68,6 +72,7 @@ BeforeEndorse = Callable[[Proposal, dict[str, Any]], None]
 AfterEndorse = Callable[[PendingTransaction], Awaitable[None]]
 
 ACCESS_FUNCTION = "RequestAccess"
+logger = logging.getLogger("accessledger.gateway")
 
 
 def _utc_now() -> datetime:
@@ -114,11 +119,8 @@ class GatewayService:
             ledger=self.ledger,
             policy=self.policy,
             stores=self.stores,
-            custodian_public_keys={o: x25519_public_key(k) for o, k in custodian_keys.items()},
+            sealing=self.custodians.sealing,
             consortium_secret=consortium.consortium_secret(),
-        )
-        self.audit_custodian_public = (
-            x25519_public_key(custodian_keys["Audit"]) if "Audit" in custodian_keys else None
         )
         self.queries = QueryService(self.ledger, self.policy)
         self.pending = PendingTransactions(
@@ -134,6 +136,8 @@ class GatewayService:
         )
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.revoked = frozenset(settings.revoked_fingerprints)
+        self.membership = ChannelMembership(network.channel)
+        network.add_config_listener(self._config_committed)
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -165,6 +169,26 @@ class GatewayService:
         except BaseException:
             await network.aclose()
             raise
+
+    @property
+    def note_sealing(self) -> Sealing | None:
+        """How free text is sealed to the Audit custodian (``None`` without an Audit department)."""
+        return self.custodians.sealing if self.custodians.has_custodian(NOTES_ORG) else None
+
+    def _config_committed(self, channel: ChannelConfig) -> None:
+        """A config block was committed: follow its members, CRLs and new departments."""
+        self.membership.update(channel)
+        consortium = Consortium.load(self.home, public_only=True)
+        members = self.membership.msp_ids
+        for org in department_orgs(consortium):
+            info = consortium.org(org)
+            if info.msp_id not in members or self.stores.knows(org):
+                continue
+            key = consortium.custodian_key(org)
+            self.stores.add_org(org)
+            self.custodians.add(org, key)
+            logger.info("department %s joined the channel (config %d)", org, channel.sequence)
+        self.verifier.trust = TrustStore.from_consortium(consortium)
 
     async def aclose(self) -> None:
         """Commit what is in flight, then close the network, the stores and the nonce cache."""

@@ -28,6 +28,7 @@ from crypto.envelope import (
     generate_tier_key,
     seal_key,
 )
+from gateway.custodian_keys import Sealing
 from gateway.errors import GatewayError
 from gateway.store import StoreRegistry
 
@@ -72,9 +73,7 @@ def check_hash(
         )
 
 
-def store_note(
-    stores: StoreRegistry, custodian_public: bytes, *, kind: str, tx_id: str, text: str
-) -> str:
+def store_note(stores: StoreRegistry, sealing: Sealing, *, kind: str, tx_id: str, text: str) -> str:
     """Encrypt and store ``text``; return its content address."""
     record_id = note_id(kind, tx_id)
     key = generate_tier_key()
@@ -83,14 +82,16 @@ def store_note(
     )
     store = stores.store(NOTES_ORG)
     address = store.put_blob(ciphertext, address=content_address(ciphertext))
-    store.put_tier_key(
-        record_id=record_id,
-        version=1,
-        tier=NOTE_TIER,
-        sealed_key=seal_key(key, custodian_public),
-        address=address,
-        size=len(ciphertext),
-    )
+    with sealing(NOTES_ORG) as (custodian_public, key_id):
+        store.put_tier_key(
+            record_id=record_id,
+            version=1,
+            tier=NOTE_TIER,
+            sealed_key=seal_key(key, custodian_public),
+            address=address,
+            size=len(ciphertext),
+            key_id=key_id,
+        )
     return address
 
 
@@ -113,7 +114,7 @@ def text_hooks(
     text: str | None,
     *,
     stores: StoreRegistry,
-    custodian_public: bytes | None,
+    sealing: Sealing | None,
     kind: str,
     member: str,
     committed: CommittedHash,
@@ -132,7 +133,7 @@ def text_hooks(
             check_hash(text, committed(argument), member=member, tx_id=proposal.tx_id, code=code)
 
     async def after(pending: PendingTransaction) -> None:
-        if text is not None and custodian_public is not None:
-            store_note(stores, custodian_public, kind=kind, tx_id=pending.tx_id, text=text)
+        if text is not None and sealing is not None:
+            store_note(stores, sealing, kind=kind, tx_id=pending.tx_id, text=text)
 
     return before, after

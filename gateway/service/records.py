@@ -40,6 +40,7 @@ from crypto.envelope import (
 from crypto.errors import IdentityNumberError
 from crypto.identity import Identity
 from crypto.pseudonym import pseudonym
+from gateway.custodian_keys import Sealing
 from gateway.errors import GatewayError, NotFound
 from gateway.schemas import AmendmentInput, RecordInput
 from gateway.service.ledger import LedgerClient
@@ -78,13 +79,13 @@ class RecordService:
         ledger: LedgerClient,
         policy: PolicyCache,
         stores: StoreRegistry,
-        custodian_public_keys: Mapping[str, bytes],
+        sealing: Sealing,
         consortium_secret: bytes,
     ) -> None:
         self.ledger = ledger
         self.policy = policy
         self.stores = stores
-        self._custodians = dict(custodian_public_keys)
+        self._sealing = sealing
         self._secret = consortium_secret
 
     def _subject(self, body: AmendmentInput) -> str:
@@ -186,26 +187,25 @@ class RecordService:
         groups: Mapping[str, Mapping[str, Any]],
     ) -> dict[str, dict[str, Any]]:
         """Encrypt each tier group under a fresh key, seal it, store both; the tiers' refs."""
-        custodian = self._custodians.get(owner)
-        if custodian is None:
-            raise GatewayError(f"{owner} has no key custodian", code="custodian_failed", status=500)
         store = self.stores.store(owner)
         tiers: dict[str, dict[str, Any]] = {}
         try:
-            for tier in TIERS:
-                key = generate_tier_key()
-                ad = AssociatedData(record_id, version, record_type, tier)
-                ciphertext = encrypt_tier(key, canonical_json(dict(groups[tier])), ad)
-                address = store.put_blob(ciphertext, address=content_address(ciphertext))
-                store.put_tier_key(
-                    record_id=record_id,
-                    version=version,
-                    tier=tier,
-                    sealed_key=seal_key(key, custodian),
-                    address=address,
-                    size=len(ciphertext),
-                )
-                tiers[tier] = {"content_address": address, "size": len(ciphertext)}
+            with self._sealing(owner) as (custodian, key_id):
+                for tier in TIERS:
+                    key = generate_tier_key()
+                    ad = AssociatedData(record_id, version, record_type, tier)
+                    ciphertext = encrypt_tier(key, canonical_json(dict(groups[tier])), ad)
+                    address = store.put_blob(ciphertext, address=content_address(ciphertext))
+                    store.put_tier_key(
+                        record_id=record_id,
+                        version=version,
+                        tier=tier,
+                        sealed_key=seal_key(key, custodian),
+                        address=address,
+                        size=len(ciphertext),
+                        key_id=key_id,
+                    )
+                    tiers[tier] = {"content_address": address, "size": len(ciphertext)}
         except RecordErasedError as exc:
             raise GatewayError(exc.message, code="record_erased", status=410) from exc
         except StoreError as exc:

@@ -6,8 +6,11 @@ See :mod:`gateway.store.crud` for the storage functions and
 
 from gateway.store.crud import (
     Erasure,
+    Resealed,
+    ScanPosition,
     TierKeyEntry,
     check_address,
+    count_tier_keys_not_sealed_to,
     erase_record,
     get_blob,
     get_erasure,
@@ -16,6 +19,8 @@ from gateway.store.crud import (
     list_tier_keys,
     put_blob,
     put_tier_key,
+    replace_sealed_keys,
+    tier_keys_not_sealed_to,
     verify_blob,
     verify_blobs,
 )
@@ -50,6 +55,8 @@ __all__ = [
     "InvalidTierKeyError",
     "RecordErasedError",
     "RecordNotFoundError",
+    "Resealed",
+    "ScanPosition",
     "StoreConfigError",
     "StoreError",
     "StoreRegistry",
@@ -57,6 +64,7 @@ __all__ = [
     "TierKeyEntry",
     "TierKeyNotFoundError",
     "check_address",
+    "count_tier_keys_not_sealed_to",
     "create_store_engine",
     "default_schema",
     "default_store_path",
@@ -68,6 +76,8 @@ __all__ = [
     "list_tier_keys",
     "put_blob",
     "put_tier_key",
+    "replace_sealed_keys",
+    "tier_keys_not_sealed_to",
     "verify_blob",
     "verify_blobs",
 ]

@@ -16,7 +16,10 @@ Rules the functions enforce, whichever database is underneath:
   accepted, each pointing at a ciphertext already in the store;
 * erasure destroys a record's tier keys and the ciphertexts only it uses and
   leaves a tombstone; afterwards every read of that record, and any attempt
-  to store its ciphertext again, fails with ``record_erased``.
+  to store its ciphertext again, fails with ``record_erased``;
+* re-sealing (custodian key rotation) replaces a sealed key only if the row
+  still holds exactly the sealed key that was read, so a row erased or
+  re-sealed meanwhile is left alone and an erased record never comes back.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import bindparam, delete
+from sqlalchemy import bindparam, delete, func, or_, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -45,6 +50,7 @@ from gateway.store.errors import (
     TierKeyNotFoundError,
 )
 from gateway.store.models import (
+    KEY_ID_LENGTH,
     MAX_ACTOR_LENGTH,
     MAX_RECORD_ID_LENGTH,
     ErasedBlob,
@@ -54,6 +60,7 @@ from gateway.store.models import (
 )
 
 _ADDRESS = re.compile(r"[0-9a-f]{64}")
+_KEY_ID = re.compile(rf"[0-9a-f]{{{KEY_ID_LENGTH}}}")
 # Blobs are re-hashed in pages of this many rows so a full check never holds
 # the whole store in memory.
 _VERIFY_PAGE = 64
@@ -69,6 +76,20 @@ class TierKeyEntry:
     sealed_key: bytes = field(repr=False)
     address: str
     size: int
+    #: The custodian key the key is sealed to; ``None`` for rows written before key ids.
+    key_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Resealed:
+    """One row's replacement: the sealed key that was read and what replaces it."""
+
+    record_id: str
+    version: int
+    tier: str
+    old_sealed_key: bytes = field(repr=False)
+    new_sealed_key: bytes = field(repr=False)
+    key_id: str
 
 
 @dataclass(frozen=True)
@@ -172,7 +193,14 @@ _ERASED_BLOB = (
     .where(col(ErasedBlob.address) == bindparam("address"))
 )
 _TIER_KEY = (
-    select(SealedTierKey.sealed_key, SealedTierKey.address, SealedTierKey.size, Tombstone.erased_at)
+    # SQLModel's typed overloads stop at four columns; the runtime select takes any number.
+    select(  # type: ignore[call-overload]
+        col(SealedTierKey.sealed_key),
+        col(SealedTierKey.address),
+        col(SealedTierKey.size),
+        col(SealedTierKey.key_id),
+        col(Tombstone.erased_at),
+    )
     .outerjoin(Tombstone, col(Tombstone.record_id) == col(SealedTierKey.record_id))
     .where(
         col(SealedTierKey.record_id) == bindparam("record_id"),
@@ -288,7 +316,16 @@ def _entry(row: SealedTierKey) -> TierKeyEntry:
         sealed_key=bytes(row.sealed_key),
         address=row.address,
         size=row.size,
+        key_id=row.key_id,
     )
+
+
+def _check_key_id(key_id: object) -> str | None:
+    if key_id is not None and (not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id)):
+        raise InvalidTierKeyError(
+            f"key id must be {KEY_ID_LENGTH} lowercase hex characters, got {key_id!r}"
+        )
+    return key_id
 
 
 def put_tier_key(
@@ -300,15 +337,19 @@ def put_tier_key(
     sealed_key: bytes,
     address: str,
     size: int,
+    key_id: str | None = None,
 ) -> TierKeyEntry:
     """Store a custodian-sealed tier key for one record version and tier.
 
     The ciphertext it opens must already be stored under ``address`` with
-    exactly ``size`` bytes. Repeating an identical put is a no-op; a different
-    key or address for the same ``(record_id, version, tier)`` raises
-    ``tier_key_conflict`` (versions are immutable: amend with a new version).
+    exactly ``size`` bytes. ``key_id`` names the custodian key ``sealed_key``
+    is sealed to (``None``: not recorded; the custodian then tries its keys).
+    Repeating an identical put is a no-op; a different key or address for the
+    same ``(record_id, version, tier)`` raises ``tier_key_conflict`` (versions
+    are immutable: amend with a new version).
     """
     _check_tier_key_input(record_id, version, tier, sealed_key, size)
+    _check_key_id(key_id)
     check_address(address)
     _refuse_if_erased(session, record_id)
     blob = session.get(StoredBlob, address, populate_existing=True)
@@ -318,7 +359,7 @@ def put_tier_key(
         raise InvalidTierKeyError(
             f"ciphertext {address} is {blob.size} bytes, not the {size} the tier key claims"
         )
-    wanted = TierKeyEntry(record_id, version, tier, sealed_key, address, size)
+    wanted = TierKeyEntry(record_id, version, tier, sealed_key, address, size, key_id)
     existing = _existing_key(session, record_id, version, tier)
     if existing is not None:
         return _same_entry_or_conflict(existing, wanted)
@@ -330,6 +371,7 @@ def put_tier_key(
             sealed_key=sealed_key,
             address=address,
             size=size,
+            key_id=key_id,
         )
     )
     try:
@@ -378,10 +420,10 @@ def get_tier_key(*, session: Session, record_id: str, version: int, tier: str) -
         raise TierKeyNotFoundError(
             f"no sealed key for record {record_id} version {version} tier {tier}"
         )
-    sealed_key, address, size, erased_at = found
+    sealed_key, address, size, key_id, erased_at = found
     if erased_at is not None:
         raise RecordErasedError(record_id, erased_at=_utc(erased_at))
-    return TierKeyEntry(record_id, version, tier, bytes(sealed_key), address, size)
+    return TierKeyEntry(record_id, version, tier, bytes(sealed_key), address, size, key_id)
 
 
 def list_tier_keys(
@@ -397,6 +439,77 @@ def list_tier_keys(
         statement.order_by(col(SealedTierKey.version), col(SealedTierKey.tier))
     ).all()
     return [_entry(row) for row in rows]
+
+
+# ------------------------------------------------------------------------ re-sealing
+
+#: Where a scan of the tier keys resumes: the primary key of the last row seen.
+ScanPosition = tuple[str, int, str]
+
+
+def _not_sealed_to(key_id: str) -> Any:
+    column = col(SealedTierKey.key_id)
+    return or_(column.is_(None), column != key_id)
+
+
+def tier_keys_not_sealed_to(
+    *, session: Session, key_id: str, after: ScanPosition | None = None, limit: int = 100
+) -> list[TierKeyEntry]:
+    """Up to ``limit`` tier keys whose recorded key id is not ``key_id`` (or is unknown).
+
+    Rows come in primary-key order strictly after ``after``, so a caller pages
+    through the store even when some rows cannot be re-sealed.
+    """
+    _check_key_id(key_id)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise StoreError(f"limit must be a positive integer, got {limit!r}", code="invalid_limit")
+    statement = select(SealedTierKey).where(_not_sealed_to(key_id))
+    if after is not None:
+        statement = statement.where(
+            tuple_(
+                col(SealedTierKey.record_id), col(SealedTierKey.version), col(SealedTierKey.tier)
+            )
+            > tuple_(*after)
+        )
+    rows = session.exec(
+        statement.order_by(
+            col(SealedTierKey.record_id), col(SealedTierKey.version), col(SealedTierKey.tier)
+        ).limit(limit)
+    ).all()
+    return [_entry(row) for row in rows]
+
+
+def count_tier_keys_not_sealed_to(*, session: Session, key_id: str) -> int:
+    """How many stored tier keys are not recorded as sealed to ``key_id``."""
+    _check_key_id(key_id)
+    statement = select(func.count()).select_from(SealedTierKey).where(_not_sealed_to(key_id))
+    return int(session.exec(statement).one())
+
+
+def replace_sealed_keys(*, session: Session, replacements: Sequence[Resealed]) -> int:
+    """Swap in re-sealed keys, all in one transaction; return how many rows changed.
+
+    Each row is updated only if it still holds ``old_sealed_key`` (a
+    compare-and-swap): a row erased, or re-sealed by another run, since it was
+    read is skipped, never resurrected or overwritten.
+    """
+    changed = 0
+    for item in replacements:
+        _check_key_id(item.key_id)
+        _check_tier_key_input(item.record_id, item.version, item.tier, item.new_sealed_key, 0)
+        result = session.exec(
+            update(SealedTierKey)
+            .where(
+                col(SealedTierKey.record_id) == item.record_id,
+                col(SealedTierKey.version) == item.version,
+                col(SealedTierKey.tier) == item.tier,
+                col(SealedTierKey.sealed_key) == item.old_sealed_key,
+            )
+            .values(sealed_key=item.new_sealed_key, key_id=item.key_id)
+        )
+        changed += int(result.rowcount)
+    session.commit()
+    return changed
 
 
 # ------------------------------------------------------------------------- erasure

@@ -26,22 +26,22 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
 
 from gateway.store import crud
-from gateway.store.crud import Erasure, TierKeyEntry
+from gateway.store.crud import Erasure, Resealed, ScanPosition, TierKeyEntry
 from gateway.store.errors import StoreConfigError
-from gateway.store.models import store_registry
+from gateway.store.models import KEY_ID_LENGTH, store_registry
 
 #: Where default SQLite stores live, relative to the home.
 STORES_DIR = "stores"
@@ -126,7 +126,40 @@ def create_store_engine(url: str | URL, *, schema: str | None = None) -> Engine:
             f"unsupported store database {parsed.drivername!r}; use sqlite:/// or postgresql+psycopg://"
         )
     store_registry.metadata.create_all(engine)
+    _migrate(engine, schema)
     return engine
+
+
+def _migrate(engine: Engine, schema: str | None) -> None:
+    """Bring a store created by an earlier release up to the current tables.
+
+    ``create_all`` creates missing tables but never alters existing ones. The
+    one change so far: ``tier_key.key_id`` (which custodian key a row is
+    sealed to), added as a nullable column -- ``NULL`` means "written before
+    key ids were recorded", which the custodian resolves by trying its keys
+    (:mod:`gateway.custodian_keys`) -- plus its index. Safe to run
+    concurrently: a column another process added first is not an error.
+    """
+    columns = {c["name"] for c in inspect(engine).get_columns("tier_key", schema=schema)}
+    if "key_id" in columns:
+        return
+    table = f'"{schema}".tier_key' if schema is not None else "tier_key"
+    postgres = engine.dialect.name == "postgresql"
+    try:
+        with engine.begin() as connection:
+            exists = "IF NOT EXISTS " if postgres else ""
+            connection.execute(
+                text(f"ALTER TABLE {table} ADD COLUMN {exists}key_id VARCHAR({KEY_ID_LENGTH})")
+            )
+    except DBAPIError:
+        # Another process migrated the same store between our check and the ALTER.
+        columns = {c["name"] for c in inspect(engine).get_columns("tier_key", schema=schema)}
+        if "key_id" not in columns:
+            raise
+    with engine.begin() as connection:
+        connection.execute(
+            text(f"CREATE INDEX IF NOT EXISTS ix_tier_key_key_id ON {table} (key_id)")
+        )
 
 
 class DepartmentStore:
@@ -180,7 +213,15 @@ class DepartmentStore:
             return crud.list_addresses(session=session, record_id=record_id)
 
     def put_tier_key(
-        self, *, record_id: str, version: int, tier: str, sealed_key: bytes, address: str, size: int
+        self,
+        *,
+        record_id: str,
+        version: int,
+        tier: str,
+        sealed_key: bytes,
+        address: str,
+        size: int,
+        key_id: str | None = None,
     ) -> TierKeyEntry:
         """See :func:`gateway.store.crud.put_tier_key`."""
         with self.session() as session:
@@ -192,7 +233,27 @@ class DepartmentStore:
                 sealed_key=sealed_key,
                 address=address,
                 size=size,
+                key_id=key_id,
             )
+
+    def tier_keys_not_sealed_to(
+        self, key_id: str, *, after: ScanPosition | None = None, limit: int = 100
+    ) -> list[TierKeyEntry]:
+        """See :func:`gateway.store.crud.tier_keys_not_sealed_to`."""
+        with self.session() as session:
+            return crud.tier_keys_not_sealed_to(
+                session=session, key_id=key_id, after=after, limit=limit
+            )
+
+    def count_tier_keys_not_sealed_to(self, key_id: str) -> int:
+        """See :func:`gateway.store.crud.count_tier_keys_not_sealed_to`."""
+        with self.session() as session:
+            return crud.count_tier_keys_not_sealed_to(session=session, key_id=key_id)
+
+    def replace_sealed_keys(self, replacements: Sequence[Resealed]) -> int:
+        """See :func:`gateway.store.crud.replace_sealed_keys` (one transaction)."""
+        with self.session() as session:
+            return crud.replace_sealed_keys(session=session, replacements=replacements)
 
     def get_tier_key(self, *, record_id: str, version: int, tier: str) -> TierKeyEntry:
         """See :func:`gateway.store.crud.get_tier_key`."""
@@ -273,6 +334,17 @@ class StoreRegistry:
         if _parse_url(url).get_backend_name() == "sqlite":
             return None
         return self._schemas.get(org) or default_schema(org)
+
+    def knows(self, org: str) -> bool:
+        """Whether ``org`` is a department this registry serves."""
+        return self._orgs is None or org in self._orgs
+
+    def add_org(self, org: str) -> None:
+        """Serve ``org`` too (a department that joined the channel); its default store."""
+        _check_org(org)
+        with self._lock:
+            if self._orgs is not None:
+                self._orgs = self._orgs | {org}
 
     def store(self, org: str) -> DepartmentStore:
         """The store of ``org``, opened on first use."""

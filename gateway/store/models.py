@@ -9,7 +9,9 @@ their destruction:
 ``tier_key``
     each tier key *sealed* to the department's custodian, keyed by
     ``(record_id, version, tier)``, with the address and size of the ciphertext
-    it opens. An unsealed key is refused on the way in.
+    it opens and the id of the custodian key it is sealed to (``key_id``;
+    ``NULL`` on rows written before key ids were recorded, see
+    :mod:`gateway.custodian_keys`). An unsealed key is refused on the way in.
 ``tombstone`` / ``erased_blob``
     what crypto-shredding leaves behind: who erased which record when, and
     which addresses belonged to it, so a later read says "erased" instead of
@@ -35,6 +37,8 @@ ADDRESS_LENGTH = 64
 MAX_RECORD_ID_LENGTH = 256
 #: Longest identity name recorded on a tombstone.
 MAX_ACTOR_LENGTH = 256
+#: Length of a custodian key id (short hex SHA-256 of the custodian public key).
+KEY_ID_LENGTH = 16
 
 store_registry = registry()
 
@@ -57,7 +61,10 @@ class SealedTierKey(StoreModel, table=True):
     """A tier key sealed to the custodian, and the ciphertext it opens."""
 
     __tablename__ = "tier_key"
-    __table_args__ = (Index("ix_tier_key_address", "address"),)
+    __table_args__ = (
+        Index("ix_tier_key_address", "address"),
+        Index("ix_tier_key_key_id", "key_id"),
+    )
 
     record_id: str = Field(sa_type=String(MAX_RECORD_ID_LENGTH), primary_key=True)
     version: int = Field(primary_key=True)
@@ -65,6 +72,8 @@ class SealedTierKey(StoreModel, table=True):
     sealed_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     address: str = Field(sa_type=String(ADDRESS_LENGTH), nullable=False)
     size: int = Field(nullable=False)
+    #: Which custodian key ``sealed_key`` is sealed to; ``None``: written before key ids.
+    key_id: str | None = Field(default=None, sa_type=String(KEY_ID_LENGTH), nullable=True)
 
 
 class Tombstone(StoreModel, table=True):

@@ -20,6 +20,8 @@ For every block the orderer cuts, :class:`Committer`:
    entries and the tx index to :meth:`StateDB.commit_block`, which writes them
    in one SQLite transaction. Invalid transactions stay in the block and
    change nothing.
+5. after a valid config transaction (a channel config update), validates
+   every later block under the new configuration.
 
 Only when ``commit_block`` has returned -- the SQLite transaction is durable
 (WAL, ``synchronous=FULL``) -- is the block returned to the caller, and only
@@ -119,8 +121,14 @@ class CachingMSPRegistry(MSPRegistry):
 def channel_config(block: Any) -> ChannelConfig:
     """The :class:`ChannelConfig` of a config block, with a :class:`CachingMSPRegistry`."""
     base = ChannelConfig.from_block(block)
-    msps = CachingMSPRegistry(list(base.msps.msps.values()))
-    return ChannelConfig(base.channel_id, base.config, msps, PolicyManager(base.config, msps))
+    return channel_config_from(base.channel_id, base.config)
+
+
+def channel_config_from(channel_id: str, config: Any) -> ChannelConfig:
+    """The :class:`ChannelConfig` of a ``configtx.Config``, with a :class:`CachingMSPRegistry`."""
+    base = MSPRegistry.from_config(config)
+    msps = CachingMSPRegistry(list(base.msps.values()))
+    return ChannelConfig(channel_id, config, msps, PolicyManager(config, msps))
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,8 @@ class CommittedBlock:
     number: int
     block: Any
     validation: BlockValidation
+    #: The configuration in force after this block, when the block changed it.
+    channel: ChannelConfig | None = None
 
     @property
     def codes(self) -> list[int]:
@@ -173,11 +183,14 @@ class Committer:
         channel: ChannelConfig,
         policies: EndorsementPolicies,
         check_time: bool = True,
+        policies_for: Callable[[ChannelConfig], EndorsementPolicies] | None = None,
     ) -> None:
         self.store = store
         self.channel = channel
         self.policies = policies
         self.check_time = check_time
+        self._policies_for = policies_for
+        self._prepared: dict[int, ChannelConfig] = {}
         self._commit_hash = self._stored_commit_hash()
 
     def _stored_commit_hash(self) -> bytes:
@@ -276,7 +289,28 @@ class Committer:
             writes=writes,
         )
         self._commit_hash = chained
-        return CommittedBlock(int(block.header.number), block, validation)
+        number = int(block.header.number)
+        channel = self._adopt(number, validation.config) if validation.config is not None else None
+        return CommittedBlock(number, block, validation, channel)
+
+    def prepare_config(self, number: int, channel: ChannelConfig) -> None:
+        """Offer the orderer's :class:`ChannelConfig` for config block ``number``.
+
+        If the block commits with exactly that config, the committer adopts
+        this object, so orderer and committer keep sharing one MSP registry
+        (and its record of signatures verified at broadcast).
+        """
+        self._prepared[number] = channel
+
+    def _adopt(self, number: int, config: Any) -> ChannelConfig:
+        """Switch to a committed config: later blocks are validated under it."""
+        channel = self._prepared.pop(number, None)
+        if channel is None or channel.config != config:
+            channel = channel_config_from(self.channel.channel_id, config)
+        self.channel = channel
+        if self._policies_for is not None:
+            self.policies = self._policies_for(channel)
+        return channel
 
 
 class CommitWaiters:

@@ -5,7 +5,8 @@ the Fabric Gateway client reports it:
 
 * :class:`EndorseError` -- the proposal was refused (bad signature, unknown
   chaincode, chaincode error response); nothing was sent for ordering;
-* :class:`SubmitError` -- the orderer refused the endorsed transaction;
+* :class:`SubmitError` -- the orderer refused the endorsed transaction (or,
+  :class:`ConfigUpdateRefusedError`, a channel config update);
 * :class:`CommitStatusError` -- the transaction was ordered but its outcome
   could not be obtained (timeout, network closed); it may still commit;
 * :class:`CommitError` -- the transaction is in a committed block but was
@@ -66,6 +67,19 @@ class SubmitError(GatewayError):
     """The orderer refused the transaction envelope; it will not be committed."""
 
     code = "submit_failed"
+
+
+class ConfigUpdateRefusedError(SubmitError):
+    """The orderer refused a channel config update; nothing was ordered.
+
+    ``code`` is the reason's stable code: ``config_update_unauthorized`` (a
+    ``mod_policy`` is not satisfied), ``config_update_stale`` (read set or
+    versions do not match the config in force), ``invalid_config_update``
+    (malformed or unusable update) or ``config_update_refused`` (the
+    envelope failed the broadcast checks).
+    """
+
+    code = "config_update_refused"
 
 
 class CommitStatusError(GatewayError):

@@ -15,6 +15,11 @@
 * the **committer**, validating and committing each block on a dedicated
   worker thread (:mod:`.committer`).
 
+The channel configuration changes only through :meth:`update_config` (a
+signed ``CONFIG_UPDATE``, validated as Fabric's orderer and peers do; see
+:mod:`.reconfig`); afterwards MSPs, policies, batch settings and endorsing
+peers follow the new config and :meth:`add_config_listener` callbacks run.
+
 Clients use :class:`~network.engine.gateway.Gateway` (``network.gateway(identity)``)
 or the :meth:`submit`/:meth:`evaluate` shortcuts. Readers use
 :meth:`get_block`, :meth:`blocks`, :meth:`chaincode_events` (:mod:`.streams`) and
@@ -55,11 +60,11 @@ from network.engine.endorser import (
     DEFAULT_PREFERRED_ORGS,
     Endorsement,
     Endorser,
-    EndorsingPeer,
     channel_endorsement_policy,
 )
 from network.engine.errors import (
     CommitStatusError,
+    ConfigUpdateRefusedError,
     EndorseError,
     EvaluateError,
     NetworkClosedError,
@@ -73,6 +78,8 @@ from network.engine.ledgerfile import open_ledger as open_ledger
 from network.engine.ledgerfile import require_block as _require
 from network.engine.orderer import ChainHead, Orderer
 from network.engine.proposal import Proposal
+from network.engine.reconfig import ConfigCommit as ConfigCommit
+from network.engine.reconfig import ConfigFollower, ConfigListener, endorsing_peers
 from network.engine.statedb import StateDB
 from network.engine.streams import ChaincodeEventInfo as ChaincodeEventInfo
 from network.engine.streams import chaincode_events_in
@@ -80,6 +87,7 @@ from network.engine.streams import wait_status as wait_status
 from network.engine.writerlock import WriterLock
 from network.fabric.blocks import last_config_index, parse_block
 from network.fabric.configblock import batch_settings_from_config
+from network.fabric.policy import EndorsementPolicies
 from network.fabric.validator import ChannelConfig
 from network.topology import Topology
 
@@ -131,24 +139,19 @@ class EmbeddedNetwork:
         self.clock = clock
         self.chaincodes = dict(chaincodes)
         self.batch = batch_settings_from_config(channel.config)
-        peers = [
-            EndorsingPeer.from_identity(consortium.identity(org.peers[0].identity))
-            for org in topology.organizations
-            if org.peers
-        ]
         self.endorser = Endorser(
             channel=channel,
             store=store,
             chaincodes=self.chaincodes,
-            peers=peers,
+            peers=endorsing_peers(topology, consortium, channel),
             clock=clock,
             preferred_orgs=preferred_orgs,
         )
-        policy = channel_endorsement_policy(channel)
         self.committer = Committer(
             store=store,
             channel=channel,
-            policies=chaincode_policies(self.chaincodes.__contains__, policy),
+            policies=self._endorsement_policies(channel),
+            policies_for=self._endorsement_policies,
         )
         orderer_identity = consortium.identity(topology.orderer.identity)
         tip = parse_block(self._block_bytes(store.height - 1))
@@ -171,6 +174,12 @@ class EmbeddedNetwork:
         self._closing = False
         self._closed = False
         self._writer_lock: WriterLock | None = None
+        self._config = ConfigFollower(self)
+
+    def _endorsement_policies(self, channel: ChannelConfig) -> EndorsementPolicies:
+        """Every installed chaincode is endorsed by the channel's default policy."""
+        policy = channel_endorsement_policy(channel)
+        return chaincode_policies(self.chaincodes.__contains__, policy)
 
     # -- opening -----------------------------------------------------------------------
 
@@ -302,6 +311,8 @@ class EmbeddedNetwork:
             self._on_committed(committed)
 
     def _on_committed(self, committed: CommittedBlock) -> None:
+        if committed.channel is not None:
+            self._config.adopt(committed.channel)
         self._waiters.resolve(committed)
         self._wake_readers()
 
@@ -380,6 +391,25 @@ class EmbeddedNetwork:
         except NetworkClosedError as exc:
             raise SubmitError(exc.message, tx_id="") from exc
         return self.orderer.broadcast(envelope)
+
+    async def update_config(
+        self, envelope: bytes, *, timeout: float | None = DEFAULT_COMMIT_TIMEOUT
+    ) -> ConfigCommit:
+        """Order a signed ``CONFIG_UPDATE`` envelope; return once its config block is committed.
+
+        Raises :class:`ConfigUpdateRefusedError` (with the update's tx id and
+        a stable code) if the orderer refuses it; nothing is written then.
+        See :mod:`.reconfig`.
+        """
+        try:
+            self._ensure_running()
+        except NetworkClosedError as exc:
+            raise ConfigUpdateRefusedError(exc.message, tx_id="", code=exc.code) from exc
+        return await self._config.update(envelope, timeout)
+
+    def add_config_listener(self, listener: ConfigListener) -> None:
+        """Call ``listener(channel)`` on the event loop after each committed config update."""
+        self._config.add_listener(listener)
 
     async def commit_status(
         self, tx_id: str, *, timeout: float | None = DEFAULT_COMMIT_TIMEOUT

@@ -360,7 +360,7 @@ def _add_policies(group: ConfigGroup, rules: Mapping[str, str]) -> None:
         _add_policy(group, key, policy_from_rule(rule))
 
 
-def _application_org_group(org: OrganizationSpec, msp: MSPConfig) -> ConfigGroup:
+def application_org_group(org: OrganizationSpec, msp: MSPConfig) -> ConfigGroup:
     group = configtx_pb2.ConfigGroup(mod_policy=ADMINS)
     _add_value(group, "MSP", msp)
     anchors = [peer_pb2.AnchorPeer(host=p.host, port=p.port) for p in org.peers if p.anchor]
@@ -434,7 +434,7 @@ def build_channel_config(
 
     application = configtx_pb2.ConfigGroup(mod_policy=ADMINS)
     for org in topology.organizations:
-        application.groups[org.name].CopyFrom(_application_org_group(org, msps[org.msp_id]))
+        application.groups[org.name].CopyFrom(application_org_group(org, msps[org.msp_id]))
     _add_value(application, "Capabilities", _capabilities(APPLICATION_CAPABILITY))
     _add_policies(
         application, {**STANDARD_POLICIES, LIFECYCLE_ENDORSEMENT: LIFECYCLE_ENDORSEMENT_RULE}

@@ -26,10 +26,14 @@ State is consulted only through the caller's lookups, so the same code
 validates blocks in the embedded engine and replays a Fabric ledger in
 audit. Private-collection state is keyed, as in Fabric's state database, by
 the derived namespace :func:`hashed_namespace` and the hex of the key hash.
-CONFIG transactions are checked for their signatures (the creator's and
-every config-update signature); their ``mod_policy`` rules are not
-re-evaluated. The genesis block's config transaction is the trust anchor and
-is accepted as is.
+CONFIG transactions are checked as a Fabric peer's ``configtx``
+``Validate`` checks them: the config must be exactly what its
+``last_update`` produces from the configuration in force
+(:func:`network.fabric.configtx.apply_update`: channel, read-set versions,
+version bumps, every modified element's ``mod_policy`` satisfied by the
+admins' signatures in the current config, sequence + 1), otherwise
+``INVALID_CONFIG_TRANSACTION``. The genesis block's config transaction is
+the trust anchor and is accepted as is.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from google.protobuf.message import DecodeError
 
 from crypto.errors import VerificationError
 from network.fabric import blocks
+from network.fabric.configtx import ConfigUpdateError, apply_update, config_update_from_envelope
 from network.fabric.errors import (
     BlockSignatureError,
     ConfigError,
@@ -70,7 +75,6 @@ from network.fabric.transactions import (
     ENDORSER_TRANSACTION,
     NamespaceRWSet,
     ParsedTransaction,
-    config_update_signed_data,
     hashed_namespace,
     parse_envelope,
     proposal_hash,
@@ -375,18 +379,29 @@ def _written_keys(rwset: NamespaceRWSet | None) -> list[tuple[str, str]]:
     return keys
 
 
-def _check_config(tx: ParsedTransaction, msps: MSPRegistry) -> None:
-    if tx.config_envelope is None:
+def _check_config(tx: ParsedTransaction, channel: ChannelConfig, now: datetime | None) -> None:
+    """Fabric's ``ValidatorImpl.Validate``: the config is what ``last_update`` makes of ours."""
+    envelope = tx.config_envelope
+    if envelope is None:
         raise _Invalid("BAD_PAYLOAD", "config transaction without a config envelope")
+    if tx.channel_id != channel.channel_id:
+        raise _Invalid("INVALID_CONFIG_TRANSACTION", f"config for channel {tx.channel_id!r}")
+    sequence = int(envelope.config.sequence)
+    if sequence != channel.sequence + 1:
+        raise _Invalid(
+            "INVALID_CONFIG_TRANSACTION",
+            f"config currently at sequence {channel.sequence}, cannot apply sequence {sequence}",
+        )
     try:
-        signed = config_update_signed_data(tx.config_envelope)
-    except TransactionFormatError as exc:
-        raise _Invalid("INVALID_CONFIG_TRANSACTION", exc.message) from exc
-    for sd in signed:
-        try:
-            msps.verify(sd)
-        except (MSPError, VerificationError) as exc:
-            raise _Invalid("INVALID_CONFIG_TRANSACTION", f"config update signature: {exc}") from exc
+        update = config_update_from_envelope(envelope.last_update)
+        expected = apply_update(channel, update, now=now)
+    except ConfigUpdateError as exc:
+        raise _Invalid("INVALID_CONFIG_TRANSACTION", f"last_update: {exc.message}") from exc
+    if expected != envelope.config:
+        raise _Invalid(
+            "INVALID_CONFIG_TRANSACTION",
+            "the config is not the result of applying its last_update to the config in force",
+        )
 
 
 def _metadata(tx: ParsedTransaction) -> tuple[tuple[str, str, tuple[tuple[str, bytes], ...]], ...]:
@@ -434,7 +449,7 @@ def _first_pass(
                 tx, channel, policies, validation_parameter, updated_parameters, now
             )
         elif tx.header_type == CONFIG:
-            _check_config(tx, channel.msps)
+            _check_config(tx, channel, now)
         else:
             raise _Invalid("UNSUPPORTED_TX_PAYLOAD", f"{tx.header_type_name} in a block")
     except _Invalid as invalid:

@@ -1,0 +1,290 @@
+"""The operator's jobs (DESIGN.md section 2) over real HTTP on 127.0.0.1.
+
+Onboard a department (channel config update + ``AddDepartment``), change
+policy through governance (``InstallPolicy``), and revoke a certificate (a
+CRL in the channel config). Each is checked by what it changes for the
+people using the network: the new department's officer transacts, is denied
+under the old policy and granted under the new one; the revoked officer is
+refused. Every step is a signed transaction on the ledger, so the chain the
+auditor downloads still verifies afterwards.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from crypto.consortium import Consortium, identity_dir
+from crypto.identity import IdentityKind
+from gateway.client import Client, ClientError
+from gateway.client import governance as gov
+from gateway.client.operator import install_policy, renew_certificate, revoke_certificate
+from network.fabric.blocks import verify_chain
+from network.fabric.configblock import read_config
+from network.fabric.configtx import (
+    compute_update,
+    config_update_envelope,
+    sign_config_update,
+    with_revocation_list,
+)
+from tests.gateway.client.people import new_person, record, up_to
+
+TRANSPORT_POLICY = """// Transport caseworkers check residence (T1) for local licences.
+@id("transport.residence_check")
+permit (principal, action == Action::"read", resource is Record)
+when {
+  principal.org == "Transport" &&
+  principal.role == "caseworker" &&
+  context.purpose == "service_delivery" &&
+  resource.record_type == "residence_permit" &&
+  resource.tier <= 1 &&
+  resource.region == principal.region
+};
+"""
+
+
+@pytest.fixture(scope="module")
+def clients(home: Path, gateway_url: str) -> Iterator[dict[str, Client]]:
+    opened: dict[str, Client] = {}
+    yield opened
+    for client in opened.values():
+        client.close()
+
+
+def _client(opened: dict[str, Client], home: Path, url: str, name: str) -> Client:
+    if name not in opened:
+        opened[name] = Client.from_home(home, name, gateway_url=url)
+    return opened[name]
+
+
+@pytest.fixture(scope="module")
+def onboarded(home: Path, gateway_url: str) -> dict[str, object]:
+    """Onboard ``Transport`` with the CLI against the live gateway; its JSON report."""
+    result = CliRunner().invoke(
+        app,
+        [
+            "department",
+            "add",
+            "--home",
+            str(home),
+            "--org",
+            "Transport",
+            "--region",
+            "440300",
+            "--officer-role",
+            "caseworker",
+            "--gateway",
+            gateway_url,
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report: dict[str, object] = json.loads(result.stdout)
+    return report
+
+
+def _transport_officer(home: Path) -> str:
+    consortium = Consortium.load(home)
+    [officer] = [
+        i for i in consortium.identities(org="Transport") if i.kind == IdentityKind.OFFICER
+    ]
+    return officer.name
+
+
+def test_onboarded_department_is_a_channel_member_and_its_officer_transacts(
+    home: Path, gateway_url: str, clients: dict[str, Client], onboarded: dict[str, object]
+) -> None:
+    assert onboarded["org"] == "Transport"
+    update = onboarded["config_update"]
+    assert isinstance(update, dict)
+    assert update["sequence"] >= 1
+    assert len(onboarded["approved_by"]) >= 5  # type: ignore[arg-type]  # 5 of 8 departments
+
+    auditor = _client(clients, home, gateway_url, "auditor.audit.sz1")
+    snapshot = auditor.run(gov.config_block(auditor.operations))
+    assert "TransportMSP" in snapshot.msp_ids
+    assert snapshot.block_number == update["block_number"]
+    config = read_config(snapshot.block)
+    assert "Transport" in config.channel_group.groups["Application"].groups
+
+    # The new officer registered its X25519 key in its own transaction during onboarding.
+    officer = _transport_officer(home)
+    assert officer in onboarded["keys_registered"]  # type: ignore[operator]
+
+    person = new_person()
+    permit = record("residence_permit", person)
+    registrar = _client(clients, home, gateway_url, "registrar.publicsecurity.sz1")
+    receipt = registrar.put_record("residence_permit", person, permit)
+
+    transport = _client(clients, home, gateway_url, officer)
+    denied = transport.request_access(receipt.subject, ["residence_permit"], "T1")
+    assert denied.decision == "denied"  # default deny: no policy names Transport yet
+    assert not denied.granted
+
+    # Change policy through governance: version + 1, approved by a majority of admins.
+    before = auditor.ledger_info().policy_version
+    anchored = auditor.run(gov.anchored_policy(auditor.operations))
+    bundle = anchored.bundle
+    from policies.bundle import PolicyBundle
+
+    extended = PolicyBundle(
+        version=anchored.version + 1,
+        cedar_schema=bundle.cedar_schema,
+        policies={**bundle.policies, "transport.cedar": TRANSPORT_POLICY},
+        catalogue=bundle.catalogue,
+    )
+    installed = install_policy(home, bundle=extended, gateway_url=gateway_url)
+    assert installed["version"] == anchored.version + 1
+    assert auditor.ledger_info().policy_version == (before or 0) + 1
+
+    granted = transport.request_access(receipt.subject, ["residence_permit"], "T1")
+    assert granted.decision == "granted"
+    [grant] = granted.granted
+    assert grant.fields == up_to("residence_permit", permit, "T1")
+    assert granted.policy_version == (before or 0) + 1
+
+    # The chain an auditor downloads still verifies, config blocks included.
+    verify_chain(auditor.blocks(0))
+
+
+def test_config_update_needs_an_admin_creator_and_enough_signatures(
+    home: Path, gateway_url: str, clients: dict[str, Client], onboarded: dict[str, object]
+) -> None:
+    consortium = Consortium.load(home)
+    officer = _client(clients, home, gateway_url, "officer.education.sz1")
+    admin_name = "admin.education"
+    admin = _client(clients, home, gateway_url, admin_name)
+    snapshot = admin.run(gov.config_block(admin.operations))
+    original = read_config(snapshot.block)
+    channel = admin.ledger_info().channel
+    height = admin.ledger_info().height
+    target = consortium.identity("officer.health.sz1")
+    crl = consortium.certificate_authority("Health").revocation_list(
+        {target.certificate.serial_number: target.certificate.not_valid_before_utc},
+        now=target.certificate.not_valid_before_utc,
+    )
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    updated = with_revocation_list(original, target.msp_id, crl.public_bytes(Encoding.PEM))
+    update = compute_update(channel, original, updated).SerializeToString()
+
+    # Education's admin cannot revoke a Health certificate: Health's Admins policy decides.
+    wrong = consortium.identity(admin_name)
+    envelope = config_update_envelope(
+        channel,
+        update,
+        [sign_config_update(update, wrong)],
+        creator=wrong,
+        now=admin.operations.now(),
+    )
+    with pytest.raises(ClientError) as refused:
+        admin.run(gov.submit_config_update(admin.operations, envelope))
+    assert refused.value.status in (403, 409)
+
+    # An officer may not submit config updates at all, even a correctly signed one.
+    health_admin = consortium.identity("admin.health")
+    signed = [sign_config_update(update, health_admin)]
+    officer_identity = consortium.identity("officer.education.sz1")
+    by_officer = config_update_envelope(
+        channel, update, signed, creator=officer_identity, now=officer.operations.now()
+    )
+    with pytest.raises(ClientError) as forbidden:
+        officer.run(gov.submit_config_update(officer.operations, by_officer))
+    assert forbidden.value.status == 403
+
+    # Someone else's envelope is refused: the HTTP caller must be the creator.
+    by_health = config_update_envelope(
+        channel, update, signed, creator=health_admin, now=admin.operations.now()
+    )
+    with pytest.raises(ClientError) as mismatch:
+        admin.run(gov.submit_config_update(admin.operations, by_health))
+    assert mismatch.value.code == "creator_mismatch"
+
+    assert admin.ledger_info().height == height  # nothing was written
+
+
+def test_revoked_certificate_is_refused_by_the_gateway(
+    home: Path, gateway_url: str, clients: dict[str, Client], onboarded: dict[str, object]
+) -> None:
+    name = "officer.hrss.sz1"
+    officer = _client(clients, home, gateway_url, name)
+    assert officer.ledger_info().channel  # accepted before the revocation
+    committed = revoke_certificate(
+        home, identity_name=name, admin_name="admin.hrss", gateway_url=gateway_url
+    )
+    assert committed.sequence >= 2
+    with pytest.raises(ClientError) as refused:
+        officer.ledger_info()
+    assert refused.value.code == "certificate_revoked"
+    assert refused.value.status == 401
+    # Other HRSS identities are unaffected.
+    other = _client(clients, home, gateway_url, "admin.hrss")
+    assert other.ledger_info().height > 0
+
+
+def test_unsigned_governance_requests_are_problems(gateway_url: str) -> None:
+    answer = httpx.get(f"{gateway_url}/v1/governance/config")
+    assert answer.status_code == 401
+    assert answer.headers["content-type"] == "application/problem+json"
+    body = {"envelope": base64.b64encode(b"not an envelope").decode()}
+    posted = httpx.post(f"{gateway_url}/v1/governance/config-updates", json=body)
+    assert posted.status_code == 401
+
+
+def test_renewed_signing_key_works_and_the_old_one_is_refused(
+    home: Path, gateway_url: str, onboarded: dict[str, object]
+) -> None:
+    name = "officer.education.sz1"
+    old = Consortium.load(home).identity(name)
+    with Client.from_home(home, name, gateway_url=gateway_url) as before:
+        assert before.ledger_info().height > 0
+    report = renew_certificate(
+        home, identity_name=name, admin_name="admin.education", gateway_url=gateway_url
+    )
+    assert report.old_serial == old.certificate.serial_number
+    assert report.encryption_key_registered
+    assert not (identity_dir(home, old.org, name) / "msp.previous").exists()
+    renewed = Consortium.load(home).identity(name)
+    assert renewed.certificate.serial_number == report.new_serial != report.old_serial
+
+    # The new key signs requests and access transactions; grants are sealed to its X25519 key.
+    person = new_person()
+    permit = record("residence_permit", person)
+    with Client.from_home(home, "registrar.publicsecurity.sz1", gateway_url=gateway_url) as reg:
+        receipt = reg.put_record("residence_permit", person, permit)
+    with Client.from_home(home, name, gateway_url=gateway_url) as after:
+        result = after.request_access(
+            receipt.subject, ["residence_permit"], "T1", "school_enrolment"
+        )
+    assert result.decision == "granted"
+    assert result.granted[0].fields == up_to("residence_permit", permit, "T1")
+
+    # A client still holding the old key is refused: its certificate is revoked on the channel.
+    from gateway.client.flows import Operations
+
+    stale = Operations(old, encryption_key=None)
+    with Client(stale, base_url=gateway_url) as client, pytest.raises(ClientError) as refused:
+        client.ledger_info()
+    assert refused.value.code == "certificate_revoked"
+
+
+def test_auditor_replays_the_governed_ledger_without_findings(
+    home: Path, gateway_url: str, onboarded: dict[str, object], tmp_path: Path
+) -> None:
+    """Config updates, AddDepartment, InstallPolicy and revocations all re-verify independently."""
+    report = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        app,
+        ["audit", "replay", "--gateway", gateway_url, "--as", "auditor.audit.sz1",
+         "--identity-home", str(home), "--workers", "0", "--report", str(report)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    replayed = json.loads(report.read_text())
+    assert replayed["findings"] == []
