@@ -14,22 +14,17 @@ An identity's kind and attributes are read back from its certificate, never
 from a side file, so the home cannot say one thing while the certificates say
 another.
 
-:func:`add_department` onboards one more department into an existing home:
-its material is built aside and moved in, and ``network.yaml`` is rewritten
-last (temporary file + rename), so a failure never leaves a half-added
-organisation in the topology.
+Onboarding a further department into an existing home is
+:mod:`crypto.onboarding`.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
-import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -202,7 +197,7 @@ class OrgInfo:
     is_orderer: bool = False
 
 
-def _orgs_of(topology: Mapping[str, Any], source: Path) -> list[OrgInfo]:
+def orgs_of(topology: Mapping[str, Any], source: Path) -> list[OrgInfo]:
     """The orderer org then the departments, as listed in ``network.yaml``."""
     try:
         orderer = topology["orderer"]
@@ -245,7 +240,7 @@ class Consortium:
         self.home = home
         #: ``network.yaml`` as parsed (``network.topology`` gives the validated, typed view).
         self.topology = topology
-        self._orgs = _orgs_of(topology, home / NETWORK_FILE)
+        self._orgs = orgs_of(topology, home / NETWORK_FILE)
         self._org_index = {key: o for o in self._orgs for key in (o.name, o.msp_id)}
         self._identities = {identity.name: identity for identity in identities}
 
@@ -257,9 +252,9 @@ class Consortium:
         ``public_only``, in which case every identity's ``private_key`` is None.
         """
         home = Path(home)
-        _require_home(home)
-        topology = _read_topology(home / NETWORK_FILE)
-        orgs = _orgs_of(topology, home / NETWORK_FILE)
+        require_home(home)
+        topology = read_topology(home / NETWORK_FILE)
+        orgs = orgs_of(topology, home / NETWORK_FILE)
         identities: list[Identity] = []
         for spec in orgs:
             identities.extend(_load_org_identities(home, spec, with_keys=not public_only))
@@ -359,7 +354,7 @@ class Consortium:
         return x25519_public_key(self.encryption_key(name))
 
 
-def _require_home(home: Path) -> None:
+def require_home(home: Path) -> None:
     if not (home / NETWORK_FILE).is_file():
         raise AccessLedgerError(
             f"{home} is not an AccessLedger home (no {NETWORK_FILE}); "
@@ -368,7 +363,7 @@ def _require_home(home: Path) -> None:
         )
 
 
-def _read_topology(path: Path) -> dict[str, Any]:
+def read_topology(path: Path) -> dict[str, Any]:
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
@@ -423,7 +418,7 @@ def _check_home(home: Path, force: bool) -> None:
         )
 
 
-def _issue(home: Path, ca: CertificateAuthority, spec: DemoIdentity, now: datetime) -> None:
+def issue_identity(home: Path, ca: CertificateAuthority, spec: DemoIdentity, now: datetime) -> None:
     cert, key = ca.issue(
         common_name=spec.name,
         node_ou=NODE_OU_FOR_KIND[spec.kind],
@@ -436,7 +431,7 @@ def _issue(home: Path, ca: CertificateAuthority, spec: DemoIdentity, now: dateti
         write_x25519_private_key(folder / X25519_FILE, generate_x25519_private_key())
 
 
-def _create_org(home: Path, spec: OrgInfo, now: datetime) -> CertificateAuthority:
+def create_org(home: Path, spec: OrgInfo, now: datetime) -> CertificateAuthority:
     """An organisation's root CA and public MSP, plus its custodian key unless it orders."""
     ca = CertificateAuthority.create(org=spec.name, msp_id=spec.msp_id, domain=spec.domain, now=now)
     ca.save(org_dir(home, spec.name) / "ca")
@@ -447,18 +442,18 @@ def _create_org(home: Path, spec: OrgInfo, now: datetime) -> CertificateAuthorit
     return ca
 
 
-def _dump_topology(topology: Mapping[str, Any]) -> str:
+def dump_topology(topology: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(topology), sort_keys=False, default_flow_style=False)
 
 
 def _populate(home: Path, now: datetime) -> None:
     topology = demo_topology()
-    orgs = _orgs_of(topology, home / NETWORK_FILE)
-    authorities = {spec.name: _create_org(home, spec, now) for spec in orgs}
+    orgs = orgs_of(topology, home / NETWORK_FILE)
+    authorities = {spec.name: create_org(home, spec, now) for spec in orgs}
     for person in demo_roster():
-        _issue(home, authorities[person.org], person, now)
+        issue_identity(home, authorities[person.org], person, now)
     write_private_file(home / SECRET_FILE, (secrets.token_bytes(32).hex() + "\n").encode())
-    (home / NETWORK_FILE).write_text(_dump_topology(topology), encoding="utf-8")
+    (home / NETWORK_FILE).write_text(dump_topology(topology), encoding="utf-8")
 
 
 def create_demo_consortium(home: Path, *, now: datetime, force: bool = False) -> Consortium:
@@ -491,227 +486,3 @@ def create_demo_consortium(home: Path, *, now: datetime, force: bool = False) ->
 
 
 # -- onboarding a department -------------------------------------------------------------
-
-#: Names a new department (and its MSP ID) may take: an ASCII letter, then letters and
-#: digits, at most 64. That is the intersection of every place the name travels: Fabric
-#: config keys (``[a-zA-Z0-9.\-_]``), Fabric policy principals (``'<MSPID>.peer'``, no
-#: underscore), the contract's department names (no dot or dash) and, lowercased, DNS
-#: labels and identity names (``peer0.<org>``).
-DEPARTMENT_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
-#: Clearance of the officer a new department starts with (most demo officers hold 2).
-NEW_OFFICER_CLEARANCE = 2
-#: Peers listen on 7051, 8051, ...: a new department takes the first free port of the series.
-_PEER_PORT_BASE = 7051
-_PEER_PORT_STEP = 1000
-_DEFAULT_PEER_HOST = "127.0.0.1"
-_REGION_TAGS = {SHENZHEN: "sz", CHENGDU: "cd"}
-_DOMAIN_RE = re.compile(
-    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-)
-_IMPLICIT_META_RE = re.compile(r"^\s*(ANY|ALL|MAJORITY)\s+[A-Za-z0-9_.-]+\s*$")
-_OUT_OF_RE = re.compile(r"^\s*OutOf\(\s*([0-9]+)\s*,(.*)\)\s*$", re.DOTALL)
-_QUOTED_PRINCIPAL_RE = re.compile(r"^\s*'([A-Za-z0-9.-]+\.[a-z]+)'\s*$")
-
-
-def department_officer_name(org: str, region: str) -> str:
-    """The officer :func:`add_department` issues: ``officer.<org>.sz1`` in the roster's style.
-
-    The demo regions keep their short tags (``sz``, ``cd``); any other region is
-    named by its GB/T 2260 code (``officer.transport.330100-1``).
-    """
-    tag = _REGION_TAGS.get(region)
-    return f"officer.{org.lower()}.{tag}1" if tag else f"officer.{org.lower()}.{region}-1"
-
-
-def department_roster(org: str, *, region: str, officer_role: str) -> list[DemoIdentity]:
-    """The identities a new department starts with: its peer, its admin and one officer."""
-    slug = org.lower()
-    attrs = officer_attributes(role=officer_role, region=region, clearance=NEW_OFFICER_CLEARANCE)
-    return [
-        DemoIdentity(f"peer0.{slug}", org, IdentityKind.PEER),
-        DemoIdentity(f"admin.{slug}", org, IdentityKind.ADMIN),
-        DemoIdentity(department_officer_name(org, region), org, IdentityKind.OFFICER, attrs),
-    ]
-
-
-def _refuse(message: str, code: str) -> AccessLedgerError:
-    return AccessLedgerError(message, code=code)
-
-
-def _with_endorser(rule: str, msp_id: str) -> str:
-    """``rule`` with ``'<msp_id>.peer'`` added as one more endorser of its ``OutOf``.
-
-    An implicit-meta rule (``MAJORITY Endorsement``) already covers every
-    organisation of the channel and is kept as it is. Anything but a flat
-    ``OutOf(n, 'A.peer', ...)`` is left to the operator: there is no single
-    right way to extend an arbitrary expression.
-    """
-    if _IMPLICIT_META_RE.match(rule):
-        return rule
-    match = _OUT_OF_RE.match(rule)
-    quoted = (
-        [_QUOTED_PRINCIPAL_RE.match(part) for part in match.group(2).split(",")] if match else []
-    )
-    if match is None or not all(quoted):
-        raise _refuse(
-            f"cannot add {msp_id} to the endorsement_policy {rule!r}: only a flat "
-            "OutOf(n, 'MSP.role', ...) or an implicit-meta rule can be extended; edit it by hand",
-            "endorsement_policy_unsupported",
-        )
-    principals = [m.group(1) for m in quoted if m is not None] + [f"{msp_id}.peer"]
-    return f"OutOf({match.group(1)}, {', '.join(repr(p) for p in principals)})"
-
-
-def _next_peer_address(topology: Mapping[str, Any]) -> str:
-    """``host:port`` on the first free port of the 7051, 8051, ... series."""
-    addresses = [str(topology["orderer"].get("address", ""))]
-    for organization in topology["organizations"]:
-        addresses.extend(str(peer.get("address", "")) for peer in organization.get("peers") or ())
-    used = {a.rpartition(":")[2] for a in addresses}
-    peer_hosts = [a.rpartition(":")[0] for a in addresses[1:] if ":" in a]
-    host = peer_hosts[-1] if peer_hosts else _DEFAULT_PEER_HOST
-    for port in range(_PEER_PORT_BASE, 65536, _PEER_PORT_STEP):
-        if str(port) not in used:
-            return f"{host}:{port}"
-    raise _refuse("no free peer port is left in the 7051, 8051, ... series", "no_free_port")
-
-
-def _check_new_department(
-    home: Path,
-    topology: Mapping[str, Any],
-    org: str,
-    msp_id: str,
-    domain: str,
-    names: set[str],
-) -> None:
-    if not DEPARTMENT_NAME_RE.match(org):
-        raise _refuse(
-            f"organisation name {org!r} must be an ASCII letter followed by letters and digits "
-            "(at most 64)",
-            "invalid_org_name",
-        )
-    if not DEPARTMENT_NAME_RE.match(msp_id):
-        raise _refuse(
-            f"MSP ID {msp_id!r} must be an ASCII letter followed by letters and digits "
-            "(at most 64)",
-            "invalid_msp_id",
-        )
-    if len(domain) > 253 or not _DOMAIN_RE.match(domain):
-        raise _refuse(f"{domain!r} is not a DNS domain", "invalid_domain")
-    existing = _orgs_of(topology, home / NETWORK_FILE)
-    # Names and MSP IDs share one namespace in the topology; identity names and
-    # directories derive from the lowercased name, so compare without case.
-    taken = {key.lower(): spec for spec in existing for key in (spec.name, spec.msp_id)}
-    if org.lower() in taken:
-        raise _refuse(f"organisation {taken[org.lower()].name} already exists", "org_exists")
-    if msp_id.lower() in taken:
-        holder = taken[msp_id.lower()].name
-        raise _refuse(f"MSP ID {msp_id} is already used by {holder}", "msp_id_exists")
-    if any(spec.domain.lower() == domain.lower() for spec in existing):
-        raise _refuse(f"domain {domain} is already used by another organisation", "domain_exists")
-    used = {p.name for p in (home / "orgs").glob("*/identities/*")}
-    clash = sorted(used & names)
-    if clash:
-        raise _refuse(f"identity {clash[0]} already exists in {home}", "identity_exists")
-    if org_dir(home, org).exists():
-        raise _refuse(
-            f"{org_dir(home, org)} exists but is not in {NETWORK_FILE} (left over from an "
-            "interrupted onboarding?); remove it and try again",
-            "org_dir_exists",
-        )
-
-
-@contextmanager
-def _home_lock(home: Path) -> Iterator[None]:
-    """Serialise writers of ``network.yaml`` (two onboardings at once would lose one).
-
-    The lock is on the home directory itself, so no lock file is left behind.
-    """
-    fd = os.open(home, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def _replace_file(path: Path, text: str) -> None:
-    """Write ``path`` through a synced temporary file and a rename: old or new, never half."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # make the rename itself durable
-    finally:
-        os.close(directory)
-
-
-def add_department(
-    home: Path,
-    *,
-    org: str,
-    msp_id: str | None = None,
-    domain: str | None = None,
-    region: str,
-    officer_role: str,
-    now: datetime,
-) -> OrgInfo:
-    """Onboard a department into the home at ``home`` and return its :class:`OrgInfo`.
-
-    Creates the department's root CA, its MSP (Fabric layout, NodeOUs), the
-    identities of :func:`department_roster` (the officer with an X25519 key)
-    and its custodian key; then ``network.yaml`` gains the organisation, with
-    ``peer0`` on the next free port, and the endorsement policy gains its peer.
-    ``msp_id`` defaults to ``<org>MSP`` and ``domain`` to ``<org>.gov.example``.
-
-    Refuses (:class:`AccessLedgerError`, before writing anything) an invalid
-    name (``invalid_org_name``, ``invalid_msp_id``, ``invalid_domain``,
-    ``invalid_attributes``), an organisation, MSP ID or domain already in the
-    home (``org_exists``, ``msp_id_exists``, ``domain_exists``) and an
-    endorsement policy it cannot extend. The material is built in a staging
-    directory and moved in; ``network.yaml`` is replaced last by a rename, so
-    after a failure the topology does not name the department.
-    """
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    home = Path(home).absolute()
-    _require_home(home)
-    msp_id = f"{org}MSP" if msp_id is None else msp_id
-    domain = f"{org.lower()}.gov.example" if domain is None else domain
-    roster = department_roster(org, region=region, officer_role=officer_role)
-    with _home_lock(home):
-        topology = _read_topology(home / NETWORK_FILE)
-        _check_new_department(home, topology, org, msp_id, domain, {p.name for p in roster})
-        spec = OrgInfo(name=org, msp_id=msp_id, domain=domain, msp_dir=f"orgs/{org}/msp")
-        entry = {
-            "name": spec.name,
-            "msp_id": spec.msp_id,
-            "domain": spec.domain,
-            "msp_dir": spec.msp_dir,
-            "peers": [{"identity": roster[0].name, "address": _next_peer_address(topology)}],
-        }
-        updated = {**topology, "organizations": [*topology["organizations"], entry]}
-        updated["endorsement_policy"] = _with_endorser(str(topology["endorsement_policy"]), msp_id)
-        staging = Path(tempfile.mkdtemp(dir=home, prefix=f".add-{org}-"))
-        try:
-            ca = _create_org(staging, spec, now)
-            for person in roster:
-                _issue(staging, ca, person, now)
-            (home / "orgs").mkdir(exist_ok=True)
-            os.rename(org_dir(staging, org), org_dir(home, org))
-            try:
-                _replace_file(home / NETWORK_FILE, _dump_topology(updated))
-            except BaseException:
-                shutil.rmtree(org_dir(home, org), ignore_errors=True)
-                raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return spec

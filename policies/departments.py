@@ -28,8 +28,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from crypto.consortium import DEPARTMENT_NAME_RE
 from crypto.identity import Identity
+from crypto.onboarding import DEPARTMENT_NAME_RE
 from policies.canonical import canonical_json
 from policies.errors import PolicyError
 from policies.governance import Approval, ApprovalLike, verify_signed_approvals

@@ -38,10 +38,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from chaincode.departments import department_approval
 from crypto.certificates import certificate_to_pem
-from crypto.consortium import ENCRYPTING_KINDS, Consortium, add_department, identity_dir
+from crypto.consortium import ENCRYPTING_KINDS, Consortium, identity_dir
 from crypto.errors import AccessLedgerError
 from crypto.identity import NODE_OU_FOR_KIND, Identity, IdentityKind
 from crypto.msp import read_local_msp, write_local_msp
+from crypto.onboarding import add_department
 from gateway.client import governance
 from gateway.client.client import Client
 from gateway.client.governance import ConfigUpdateCommitted

@@ -17,8 +17,9 @@ from chaincode.departments import department_approval
 from chaincode.ledger import CONFIG_KEY
 from crypto.ca import CertificateAuthority
 from crypto.certificates import certificate_to_pem
-from crypto.consortium import Consortium, add_department
+from crypto.consortium import Consortium
 from crypto.identity import Identity, IdentityKind
+from crypto.onboarding import add_department
 from policies.departments import (
     DEPARTMENT_APPROVAL_PREFIX,
     DepartmentError,

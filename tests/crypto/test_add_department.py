@@ -10,18 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-import crypto.consortium as consortium_module
+import crypto.onboarding as onboarding_module
 from crypto.certificates import node_ou, validate_certificate
-from crypto.consortium import (
-    CHENGDU,
-    SHENZHEN,
-    Consortium,
-    add_department,
-    department_officer_name,
-)
+from crypto.consortium import CHENGDU, SHENZHEN, Consortium
 from crypto.errors import AccessLedgerError, CertificateError
 from crypto.identity import NODE_OU_FOR_KIND, IdentityKind
 from crypto.msp import node_ous_config, read_node_ous
+from crypto.onboarding import add_department, department_officer_name
 from network.topology import Topology, endorsement_policy_envelope
 
 
@@ -232,7 +227,7 @@ def test_an_identity_name_in_use_is_refused(home: Path, demo_now: datetime) -> N
     assert _snapshot(home) == before
 
 
-@pytest.mark.parametrize("failing", ["_issue", "_replace_file"])
+@pytest.mark.parametrize("failing", ["issue_identity", "_replace_file"])
 def test_a_failure_leaves_no_half_added_org(
     home: Path, demo_now: datetime, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
@@ -241,7 +236,7 @@ def test_a_failure_leaves_no_half_added_org(
     def fail(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(consortium_module, failing, fail)
+    monkeypatch.setattr(onboarding_module, failing, fail)
     with pytest.raises(OSError, match="disk full"):
         add_department(
             home, org="Transport", region=SHENZHEN, officer_role="caseworker", now=demo_now
