@@ -5,19 +5,30 @@ started before uvicorn listens, on the same event loop, so a broken home is
 one readable error line and exit 1 rather than a server that starts and
 dies. Limits and store URLs come from ``ACCESSLEDGER_*`` variables
 (``docs/api.md``, "Limits and settings").
+
+The server runs on uvloop with uvicorn's httptools HTTP parser, chosen
+explicitly (no "auto" fallback to the pure-Python stack): under load the
+gateway is CPU-bound in one process, and the event loop and request parsing
+are part of every request's cost. Nothing in the gateway or the embedded
+network relies on asyncio's own loop class; they use only the public loop API
+(futures, ``call_later``, executors, tasks).
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
 import uvicorn
+import uvloop
 
 from cli._common import DEFAULT_HOME, HomeOption, console, reporting_errors
 from cli.main import app
 from crypto.errors import AccessLedgerError
+
+#: uvicorn's HTTP/1.1 implementation and event loop for ``serve`` (see the module docstring).
+HTTP_IMPLEMENTATION = "httptools"
+LOOP_IMPLEMENTATION = "uvloop"
 
 
 @app.command("serve")
@@ -51,6 +62,8 @@ def serve_command(
                     create_app(settings, service=service),
                     host=host,
                     port=port,
+                    http=HTTP_IMPLEMENTATION,
+                    loop=LOOP_IMPLEMENTATION,
                     log_level="info",
                     access_log=access_log,
                     lifespan="on",
@@ -65,4 +78,6 @@ def serve_command(
         finally:
             await service.aclose()
 
-    asyncio.run(run())
+    # Server.serve() runs on the caller's loop (it does not install config.loop itself):
+    # the service must start on the same loop the server then serves from.
+    uvloop.run(run())

@@ -43,6 +43,22 @@ def process_cpu(pid: int) -> float:
     return sum(int(value) for value in fields[11:15]) / _TICKS
 
 
+def thread_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds of a live process's main thread (the event loop) and of all its other threads."""
+    main = other = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        seconds = (int(fields[11]) + int(fields[12])) / _TICKS
+        if int(task.name) == pid:
+            main += seconds
+        else:
+            other += seconds
+    return main, other
+
+
 def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
@@ -77,6 +93,15 @@ def wait_healthy(url: str, server: subprocess.Popen[bytes], timeout: float = 120
 def read_stats(prefix: Path) -> list[dict[str, Any]]:
     with Path(f"{prefix}_stats.csv").open(newline="") as stream:
         return list(csv.DictReader(stream))
+
+
+def committed_access_requests(rows: list[dict[str, Any]]) -> int:
+    """Access requests whose both legs succeeded (the granted and denied ``FLOW`` rows)."""
+    return sum(
+        int(row["Request Count"]) - int(row["Failure Count"])
+        for row in rows
+        if row["Type"] == "FLOW" and row["Name"] in ("access granted", "access denied")
+    )
 
 
 def summary(rows: list[dict[str, Any]], seconds: float) -> str:
@@ -140,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
                 [sys.executable, str(LOAD / "locustfile.py"), "--seed", url], env=env, check=True
             )
             before, started = process_cpu(server.pid), time.monotonic()
+            threads_before = thread_cpu(server.pid)
             load_before = uptime()
             prefix = root / "locust"
             run = [str(BIN / "locust"), "-f", str(LOAD / "locustfile.py"), "--headless"]
@@ -154,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
             _, _, usage = os.wait4(locust.pid, 0)
             wall = time.monotonic() - started
             server_cpu = process_cpu(server.pid) - before
+            threads_after = thread_cpu(server.pid)
             load_after = uptime()
         finally:
             server.send_signal(signal.SIGINT)
@@ -166,6 +193,18 @@ def main(argv: list[str] | None = None) -> None:
             f" of one core), locust {load_cpu:.1f} s ({100 * load_cpu / wall:.0f}%)"
             f" on {os.cpu_count()} cores"
         )
+        event_loop = threads_after[0] - threads_before[0]
+        print(
+            f"gateway threads: event loop {event_loop:.1f} s, other threads (committer, key"
+            f" releases, executors; threads that ended are not counted)"
+            f" {threads_after[1] - threads_before[1]:.1f} s"
+        )
+        committed = committed_access_requests(read_stats(prefix))
+        if committed:
+            print(
+                f"gateway CPU per committed access request: {1000 * server_cpu / committed:.2f} ms"
+                f" ({committed} access requests)"
+            )
         print(f"uptime before: {load_before}\nuptime after:  {load_after}")
         if args.batch_timeout_ms is not None:
             print(f"orderer batch timeout: {args.batch_timeout_ms} ms")

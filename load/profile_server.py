@@ -11,6 +11,13 @@ Ctrl-C (or SIGTERM); it then writes to ``--out``:
   ``asyncio.to_thread`` workers run outside the event loop, and the
   pyinstrument tree does not see them);
 * ``top.txt`` -- the event-loop thread's time by package and by function;
+* ``workers.txt`` -- where the other threads (key releases in
+  ``asyncio.to_thread`` workers, the committer) spend their busy time: a
+  sampler reads every thread's Python stack every few milliseconds and
+  counts, per thread group, each function's inclusive and own share of the
+  samples that were not waiting for work. It samples wall time: a thread
+  blocked in C (an fsync, a SQLite call) counts for the Python function that
+  made the call;
 * ``eventloop.pyisession`` -- the raw session (``pyinstrument --load``).
 
 Usage::
@@ -24,10 +31,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
+import sys
 import threading
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
+import uvloop
 from pyinstrument import Profiler
 from pyinstrument.frame import Frame
 from pyinstrument.session import Session
@@ -56,6 +67,81 @@ def thread_cpu() -> list[tuple[str, float]]:
 #: Libraries that are the web stack (attributed to "framework" wherever they run).
 _FRAMEWORK = ("fastapi", "starlette", "uvicorn", "anyio", "h11", "asyncio", "pydantic")
 _IDLE = frozenset({"epoll.poll", "select.poll", "select"})
+
+
+#: Leaf functions of a thread that is waiting for work (not busy).
+_WAITING = frozenset(
+    {
+        ("threading.py", "wait"),
+        ("threading.py", "_wait_for_tstate_lock"),
+        ("queue.py", "get"),
+        ("thread.py", "_worker"),
+        ("selectors.py", "select"),
+    }
+)
+
+
+class ThreadSampler:
+    """Samples the Python stacks of every thread but the event loop's (see ``workers.txt``)."""
+
+    def __init__(self, interval: float = 0.002) -> None:
+        self.interval = interval
+        self.samples: dict[str, int] = {}
+        self.inclusive: dict[tuple[str, str], int] = {}
+        self.own: dict[tuple[str, str], int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="profile-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        me, main = threading.get_ident(), threading.main_thread().ident
+        while not self._stop.wait(self.interval):
+            names = {t.ident: t.name for t in threading.enumerate()}
+            for ident, top in sys._current_frames().items():
+                if ident in (me, main):
+                    continue
+                stack = []
+                frame: FrameType | None = top
+                while frame is not None:
+                    code = frame.f_code
+                    stack.append((code.co_filename, code.co_name, code.co_firstlineno))
+                    frame = frame.f_back
+                if (Path(stack[0][0]).name, stack[0][1]) in _WAITING:
+                    continue
+                group = re.sub(r"[_\-]?\d+$", "", names.get(ident, "unnamed"))
+                self.samples[group] = self.samples.get(group, 0) + 1
+                leaf = f"{stack[0][1]} ({_short(stack[0][0])}:{stack[0][2]})"
+                self.own[(group, leaf)] = self.own.get((group, leaf), 0) + 1
+                for name in {f"{f} ({_short(path)}:{line})" for path, f, line in stack}:
+                    self.inclusive[(group, name)] = self.inclusive.get((group, name), 0) + 1
+
+    def report(self, limit: int = 30) -> str:
+        lines = [f"busy samples every {1000 * self.interval:.0f} ms, by thread group\n"]
+        for group, count in sorted(self.samples.items(), key=lambda item: -item[1]):
+            lines.append(f"== {group}: {count} busy samples ({count * self.interval:.1f} s)")
+            for title, table in (("inclusive", self.inclusive), ("own", self.own)):
+                rows = sorted(
+                    ((n, c) for (g, n), c in table.items() if g == group), key=lambda r: -r[1]
+                )[:limit]
+                lines.append(f"-- {title}")
+                lines += [f"{100 * c / count:6.1f}%  {n}" for n, c in rows]
+            lines.append("")
+        return "\n".join(lines)
+
+
+def _short(path: str) -> str:
+    """A path relative to the repository or to site-packages."""
+    for marker in ("/site-packages/", "/lib/python3.11/"):
+        if marker in path:
+            return path.split(marker, 1)[1]
+    repo = str(Path(__file__).resolve().parent.parent) + "/"
+    return path.removeprefix(repo)
 
 
 def _name(frame: Frame) -> str:
@@ -100,7 +186,10 @@ def breakdown(session: Session, repo: Path) -> tuple[dict[str, float], dict[str,
 
 
 async def serve(
-    args: argparse.Namespace, profiler: Profiler, threads: list[tuple[str, float]]
+    args: argparse.Namespace,
+    profiler: Profiler,
+    threads: list[tuple[str, float]],
+    workers: list[str],
 ) -> None:
     settings = load_settings(home=args.home)
     service = await GatewayService.start(settings)
@@ -108,23 +197,32 @@ async def serve(
         create_app(settings, service=service),
         host=args.host,
         port=args.port,
+        http="httptools",
+        loop=args.loop,
         log_level="warning",
         access_log=False,
         lifespan="on",
     )
     server = uvicorn.Server(config)
     print(f"profiling the gateway for {args.home} on http://{args.host}:{args.port}", flush=True)
+    sampler = ThreadSampler()
     profiler.start()
+    sampler.start()
     try:
         await server.serve()
     finally:
         profiler.stop()
+        sampler.stop()
+        workers[:] = [sampler.report()]
         threads[:] = thread_cpu()  # before closing: the network's threads are still alive
         await service.aclose()
 
 
-def write_report(out: Path, profiler: Profiler, threads: list[tuple[str, float]]) -> None:
+def write_report(
+    out: Path, profiler: Profiler, threads: list[tuple[str, float]], workers: list[str]
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    (out / "workers.txt").write_text("".join(workers))
     session = profiler.last_session
     (out / "eventloop.txt").write_text(
         profiler.output_text(unicode=True, show_all=False, short_mode=False)
@@ -162,12 +260,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--out", type=Path, default=Path("profile"))
     parser.add_argument("--interval", type=float, default=0.001, help="sampling interval (s)")
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="event loop (uvloop, as `accessledger serve` uses; asyncio for comparison)",
+    )
     args = parser.parse_args(argv)
     profiler = Profiler(interval=args.interval, async_mode="disabled")
     threads: list[tuple[str, float]] = []
+    workers: list[str] = []
     # uvicorn turns SIGINT and SIGTERM into a graceful shutdown; serve() then returns.
-    asyncio.run(serve(args, profiler, threads))
-    write_report(args.out, profiler, threads)
+    if args.loop == "uvloop":
+        uvloop.run(serve(args, profiler, threads, workers))
+    else:
+        asyncio.run(serve(args, profiler, threads, workers))
+    write_report(args.out, profiler, threads, workers)
 
 
 if __name__ == "__main__":

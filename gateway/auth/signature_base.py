@@ -16,6 +16,7 @@ and are refused, as is a component listed twice (section 2.5 requires both).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 from http_sfv.dictionary import Dictionary
@@ -26,6 +27,8 @@ from gateway.auth.message import HttpRequest, component_value
 
 #: Values a signature metadata parameter may take (sf-integer or sf-string).
 ParamValue = int | str
+#: Component names whose sf-string serialisation is just the name in quotes.
+_PLAIN = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
 
 
 def covered_components(inner: InnerList) -> tuple[str, ...]:
@@ -40,9 +43,17 @@ def covered_components(inner: InnerList) -> tuple[str, ...]:
             raise SignatureInvalidError(
                 f"component parameters are not supported (on {value!r}); cover plain components"
             )
-        if value in names:
-            raise SignatureInvalidError(f"component {value!r} is covered twice")
         names.append(value)
+    return unique_components(names)
+
+
+def unique_components(names: Sequence[str]) -> tuple[str, ...]:
+    """``names`` as a tuple, refusing a component listed twice."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise SignatureInvalidError(f"component {name!r} is covered twice")
+        seen.add(name)
     return tuple(names)
 
 
@@ -68,12 +79,27 @@ def serialise_inner_list(inner: InnerList) -> str:
 
 def signature_base(request: HttpRequest, inner: InnerList) -> bytes:
     """The signature base of ``request`` for the signature described by ``inner``."""
-    lines = []
-    for name in covered_components(inner):
-        identifier = str(Item(name))  # the name as an sf-string: "name"
-        lines.append(f"{identifier}: {component_value(request, name)}")
-    lines.append(f'"@signature-params": {serialise_inner_list(inner)}')
+    return signature_base_of(request, covered_components(inner), serialise_inner_list(inner))
+
+
+def signature_base_of(
+    request: HttpRequest, components: Sequence[str], signature_params: str
+) -> bytes:
+    """The signature base for checked ``components`` and the serialised Inner List.
+
+    What :func:`signature_base` builds, for a caller that already holds both
+    (the verifier, which needs them for the signature's record as well).
+    """
+    lines = [f"{_identifier(name)}: {component_value(request, name)}" for name in components]
+    lines.append(f'"@signature-params": {signature_params}')
     return "\n".join(lines).encode("ascii")
+
+
+def _identifier(name: str) -> str:
+    """A component name as an sf-string: ``"name"``."""
+    if _PLAIN.fullmatch(name):  # nothing to escape: the serialisation is the quoted name
+        return f'"{name}"'
+    return str(Item(name))
 
 
 def parse_inner_list(value: str) -> InnerList:

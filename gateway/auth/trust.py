@@ -26,6 +26,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -108,7 +109,7 @@ class TrustStore:
         ``revoked`` holds fingerprints (:func:`~gateway.auth.profile.certificate_fingerprint`)
         of revoked certificates.
         """
-        fingerprint = certificate_fingerprint(certificate)
+        fingerprint = _fingerprint(certificate)
         if fingerprint in revoked:
             raise CertificateRevokedError(
                 f"certificate {fingerprint[:16]}... ({_name(certificate)}) has been revoked"
@@ -160,6 +161,12 @@ class TrustStore:
             valid_from=max(c.not_valid_before_utc for c in chain),
             valid_until=min(c.not_valid_after_utc for c in chain),
         )
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _fingerprint(certificate: x509.Certificate) -> str:
+    """:func:`certificate_fingerprint`, cached: certificates hash and compare by their DER."""
+    return certificate_fingerprint(certificate)
 
 
 def _name(certificate: x509.Certificate) -> str:

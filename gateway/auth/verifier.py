@@ -29,7 +29,7 @@ auditor re-verifies it with nothing but the certificate.
 from __future__ import annotations
 
 import re
-from collections.abc import Set
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -50,6 +50,7 @@ from gateway.auth.errors import (
     SignatureMissingError,
     TimestampStaleError,
 )
+from gateway.auth.fields import InnerListMember, parse_dictionary
 from gateway.auth.message import HttpRequest
 from gateway.auth.nonces import NonceCache
 from gateway.auth.profile import (
@@ -67,7 +68,8 @@ from gateway.auth.profile import (
 from gateway.auth.signature_base import (
     covered_components,
     serialise_inner_list,
-    signature_base,
+    signature_base_of,
+    unique_components,
 )
 from gateway.auth.trust import TrustStore
 
@@ -120,10 +122,14 @@ class AuthenticatedRequest:
         return raw_to_der(self.signature)
 
 
-def _dictionary(request: HttpRequest, name: str) -> Dictionary | None:
+def _dictionary(request: HttpRequest, name: str) -> Mapping[str, object] | None:
+    """The header's members: from the canonical fast path, else from :mod:`http_sfv`."""
     value = request.header(name)
     if value is None:
         return None
+    fast = parse_dictionary(value)
+    if fast is not None:
+        return fast
     field_ = Dictionary()
     try:
         field_.parse(value.encode("ascii"))
@@ -132,6 +138,15 @@ def _dictionary(request: HttpRequest, name: str) -> Dictionary | None:
             f"{name} is not a structured-field dictionary (RFC 9421 section 4)"
         ) from None
     return field_
+
+
+def _signature_input(member: object, label: str) -> tuple[tuple[str, ...], dict[str, object], str]:
+    """Covered components (checked), parameters and serialised Inner List of ``member``."""
+    if isinstance(member, InnerListMember):
+        return unique_components(member.items), dict(member.params), member.text
+    if isinstance(member, InnerList):
+        return covered_components(member), dict(member.params), serialise_inner_list(member)
+    raise SignatureInvalidError(f"Signature-Input {label!r} is not an inner list")
 
 
 def _string_param(params: dict[str, object], name: str) -> str:
@@ -236,15 +251,12 @@ def verify_request(
         )
     if policy.label not in inputs or policy.label not in signatures:
         raise SignatureMissingError(f"the request has no signature labelled {policy.label!r}")
-    inner = inputs[policy.label]
-    if not isinstance(inner, InnerList):
-        raise SignatureInvalidError(f"Signature-Input {policy.label!r} is not an inner list")
-    signature = getattr(signatures[policy.label], "value", None)
+    member = signatures[policy.label]
+    components, params, signature_params = _signature_input(inputs[policy.label], policy.label)
+    signature = member if isinstance(member, bytes) else getattr(member, "value", None)
     if not isinstance(signature, bytes):
         raise SignatureInvalidError(f"Signature {policy.label!r} is not a byte sequence")
 
-    components = covered_components(inner)
-    params: dict[str, object] = dict(inner.params)
     missing = [c for c in policy.required_components if c not in components]
     missing += [f";{p}" for p in REQUIRED_PARAMETERS if p not in params]
     if missing:
@@ -262,7 +274,7 @@ def verify_request(
     created = _check_time(params, _int_param(params, "created"), now, policy.max_skew)
 
     identity = trust.identify(_certificate(request, keyid, trust), now=now, revoked=revoked)
-    base = signature_base(request, inner)
+    base = signature_base_of(request, components, signature_params)
     try:
         verify(identity.public_key, base, raw_to_der(signature))
     except VerificationError as exc:
@@ -278,7 +290,7 @@ def verify_request(
         created=created,
         nonce=nonce,
         components=components,
-        signature_params=serialise_inner_list(inner),
+        signature_params=signature_params,
         signature_base=base,
         signature=signature,
     )

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from cryptography import x509
@@ -35,6 +36,8 @@ from network.engine.proposal import Proposal, Transaction
 from network.fabric.transactions import decode_identity
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Distinct certificates whose fingerprint is kept (callers, about 1 KiB each).
+_FINGERPRINT_CACHE_SIZE = 4096
 
 
 # -- client side ------------------------------------------------------------------------
@@ -89,11 +92,23 @@ def _timestamp(proposal: Proposal) -> datetime:
     return _EPOCH + timedelta(seconds=int(stamp.seconds), microseconds=int(stamp.nanos) // 1000)
 
 
+@lru_cache(maxsize=_FINGERPRINT_CACHE_SIZE)
 def _fingerprint(pem: bytes) -> str | None:
+    """The fingerprint of a PEM creator certificate, or None if it is not one.
+
+    Cached by the exact bytes: a caller's proposals all carry the same
+    certificate, and parsing it is a pure function of them.
+    """
     try:
         return certificate_fingerprint(x509.load_pem_x509_certificate(pem))
     except ValueError:
         return None
+
+
+@lru_cache(maxsize=_FINGERPRINT_CACHE_SIZE)
+def _caller_fingerprint(certificate: x509.Certificate) -> str:
+    """:func:`certificate_fingerprint`, cached (certificates compare and hash by their DER)."""
+    return certificate_fingerprint(certificate)
 
 
 def check_proposal(
@@ -144,9 +159,7 @@ def check_proposal(
             code="proposal_invalid",
             tx_id=proposal.tx_id,
         )
-    if msp_id != caller.msp_id or _fingerprint(id_bytes) != certificate_fingerprint(
-        caller.certificate
-    ):
+    if msp_id != caller.msp_id or _fingerprint(id_bytes) != _caller_fingerprint(caller.certificate):
         raise Forbidden(
             "the proposal's creator is not the identity that signed this HTTP request",
             code="proposal_creator_mismatch",
@@ -210,7 +223,7 @@ class PendingTransaction:
 
     @property
     def creator_fingerprint(self) -> str:
-        return certificate_fingerprint(self.creator.certificate)
+        return _caller_fingerprint(self.creator.certificate)
 
 
 class PendingTransactions:
@@ -252,7 +265,7 @@ class PendingTransactions:
         with self._lock:
             self._expire(now)
             pending = self._items.get(tx_id)
-            if pending is None or pending.creator_fingerprint != certificate_fingerprint(
+            if pending is None or pending.creator_fingerprint != _caller_fingerprint(
                 caller.certificate
             ):
                 raise NotFound(
