@@ -1,7 +1,9 @@
 """FastAPI dependencies as ``Annotated`` aliases: the service, the authenticated caller.
 
 The caller was authenticated by :class:`gateway.app.GatewayMiddleware` before
-routing; routes only read the result. ``PROBLEMS`` documents the problem
+routing; routes only read the result. The dependencies are ``async`` although they do
+no I/O: FastAPI runs a plain ``def`` dependency in its thread pool, a
+needless hop on every request. ``PROBLEMS`` documents the problem
 responses every authenticated route may give, for the OpenAPI document.
 """
 
@@ -21,12 +23,12 @@ from gateway.service.core import GatewayService
 CALLER_KEY: Final = "accessledger_caller"
 
 
-def get_service(request: Request) -> GatewayService:
+async def get_service(request: Request) -> GatewayService:
     service: GatewayService = request.app.state.service
     return service
 
 
-def get_authenticated(request: Request) -> AuthenticatedRequest:
+async def get_authenticated(request: Request) -> AuthenticatedRequest:
     found = request.scope.get("state", {}).get(CALLER_KEY)
     if not isinstance(found, AuthenticatedRequest):
         # The middleware authenticates every /v1 route; reaching here is a wiring bug.
@@ -36,8 +38,8 @@ def get_authenticated(request: Request) -> AuthenticatedRequest:
     return found
 
 
-def get_caller(request: Request) -> Identity:
-    return get_authenticated(request).identity
+async def get_caller(request: Request) -> Identity:
+    return (await get_authenticated(request)).identity
 
 
 ServiceDep = Annotated[GatewayService, Depends(get_service)]
