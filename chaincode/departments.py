@@ -32,14 +32,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from chaincode.authz import require_admin
-from chaincode.caller import Department, certificate_fingerprint, identify_certificate
+from chaincode.caller import Department, certificate_fingerprint
 from chaincode.codec import check_fields
 from chaincode.context import Tx
 from chaincode.errors import Conflict, Forbidden, InvalidArgument
+from chaincode.governance import approving_admins
 from chaincode.ledger import CONFIG_KEY
 from crypto.certificates import validate_certificate
 from crypto.errors import CertificateError
-from crypto.identity import NodeOU
 from policies.departments import (
     DepartmentError,
     department_approval,
@@ -49,7 +49,7 @@ from policies.departments import (
     verify_department_approvals,
 )
 from policies.errors import ApprovalError, InsufficientApprovalsError
-from policies.governance import Approval, majority, signer_certificate
+from policies.governance import Approval, majority
 
 __all__ = ["add_department", "department_approval"]
 
@@ -110,22 +110,7 @@ async def add_department(tx: Tx, arg: dict[str, Any]) -> dict[str, Any]:
             code="root_ca_in_use",
         )
 
-    admin_certs: dict[str, list[x509.Certificate]] = {d: [] for d in config.orgs}
-    for index, approval in enumerate(approvals):
-        try:
-            cert = signer_certificate(approval.signer)
-        except ApprovalError as exc:
-            raise InvalidArgument(f"approval {index}: {exc.message}", code=exc.code) from None
-        try:
-            signer = identify_certificate(config, cert, now=tx.ledger.now, what=f"approval {index}")
-        except Forbidden as exc:
-            raise Forbidden(exc.message, code="approval_invalid") from None
-        if signer.node_ou != NodeOU.ADMIN:
-            raise Forbidden(
-                f"approval {index}: {signer.org} signer is not an admin (NodeOU {signer.node_ou})",
-                code="approval_invalid",
-            )
-        admin_certs[signer.org].append(signer.certificate)
+    admin_certs = approving_admins(config, approvals, now=tx.ledger.now)
     required = majority(len(config.departments))
     try:
         approved_by = verify_department_approvals(

@@ -24,8 +24,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
+
+from cryptography import x509
 
 from chaincode.authz import require_admin
 from chaincode.caller import LedgerConfig, identify, identify_certificate
@@ -119,6 +123,34 @@ async def init_ledger(tx: Tx, arg: dict[str, Any]) -> dict[str, Any]:
 # -- InstallPolicy -----------------------------------------------------------------
 
 
+def approving_admins(
+    config: LedgerConfig, approvals: Sequence[Approval], *, now: datetime
+) -> dict[str, list[x509.Certificate]]:
+    """Each current department's admin certificates among the approvals' signers.
+
+    Only a certificate issued by a pinned department root, valid at ``now``
+    and with NodeOU ``admin`` counts; any other signer refuses the whole call
+    (``approval_invalid``), so a governance decision never rests on a guess.
+    """
+    admin_certs: dict[str, list[x509.Certificate]] = {org: [] for org in config.orgs}
+    for index, approval in enumerate(approvals):
+        try:
+            cert = signer_certificate(approval.signer)
+        except ApprovalError as exc:
+            raise InvalidArgument(f"approval {index}: {exc.message}", code=exc.code) from None
+        try:
+            signer = identify_certificate(config, cert, now=now, what=f"approval {index}")
+        except Forbidden as exc:
+            raise Forbidden(exc.message, code="approval_invalid") from None
+        if signer.node_ou != NodeOU.ADMIN:
+            raise Forbidden(
+                f"approval {index}: {signer.org} signer is not an admin (NodeOU {signer.node_ou})",
+                code="approval_invalid",
+            )
+        admin_certs[signer.org].append(signer.certificate)
+    return admin_certs
+
+
 def _approvals(arg: dict[str, Any]) -> list[Approval]:
     items = arg["approvals"]
     if not isinstance(items, list) or not items or len(items) > _MAX_APPROVALS:
@@ -157,23 +189,7 @@ async def install_policy(tx: Tx, arg: dict[str, Any]) -> dict[str, Any]:
             code="policy_version_stale",
         )
 
-    # Only admin certificates issued by a pinned department root count.
-    admin_certs: dict[str, list[Any]] = {org: [] for org in config.orgs}
-    for index, approval in enumerate(approvals):
-        try:
-            cert = signer_certificate(approval.signer)
-        except ApprovalError as exc:
-            raise InvalidArgument(f"approval {index}: {exc.message}", code=exc.code) from None
-        try:
-            signer = identify_certificate(config, cert, now=tx.ledger.now, what=f"approval {index}")
-        except Forbidden as exc:
-            raise Forbidden(exc.message, code="approval_invalid") from None
-        if signer.node_ou != NodeOU.ADMIN:
-            raise Forbidden(
-                f"approval {index}: {signer.org} signer is not an admin (NodeOU {signer.node_ou})",
-                code="approval_invalid",
-            )
-        admin_certs[signer.org].append(signer.certificate)
+    admin_certs = approving_admins(config, approvals, now=tx.ledger.now)
     try:
         approved_by = verify_approvals(
             bundle,
