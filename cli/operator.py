@@ -79,10 +79,19 @@ def department_add(
         print_json(report.to_dict())
         return
     out = console()
+    update = report.config_update
+    channel = (
+        f"config update in block {update.block_number} (config sequence {update.sequence})"
+        if update is not None
+        else "already a channel member"
+    )
+    contract = (
+        f"AddDepartment {report.add_department_tx[:16]}..."
+        if report.add_department_tx
+        else "already in the contract"
+    )
     out.print(
-        f"[bold green]Onboarded[/] {report.org} ({report.msp_id}): config update in block"
-        f" {report.config_update.block_number} (config sequence {report.config_update.sequence}),"
-        f" AddDepartment {report.add_department_tx[:16]}...",
+        f"[bold green]Onboarded[/] {report.org} ({report.msp_id}): {channel}, {contract}",
         highlight=False,
     )
     out.print(f"Approved by: {', '.join(report.approved_by)}", highlight=False)

@@ -45,6 +45,7 @@ from crypto.msp import read_local_msp, write_local_msp
 from crypto.onboarding import add_department
 from gateway.client import governance
 from gateway.client.client import Client
+from gateway.client.errors import Conflict
 from gateway.client.governance import ConfigUpdateCommitted
 from network.fabric.configblock import load_msp_config, read_config
 from network.fabric.configtx import (
@@ -67,24 +68,27 @@ class OperatorError(AccessLedgerError):
 
 @dataclass
 class OnboardingReport:
-    """What :func:`onboard_department` did."""
+    """What :func:`onboard_department` did (``None``: that step was already done)."""
 
     org: str
     msp_id: str
-    config_update: ConfigUpdateCommitted
-    add_department_tx: str
     approved_by: list[str]
+    config_update: ConfigUpdateCommitted | None = None
+    add_department_tx: str | None = None
     identities: list[str] = field(default_factory=list)
     keys_registered: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        update = self.config_update
         return {
             "org": self.org,
             "msp_id": self.msp_id,
-            "config_update": {
-                "tx_id": self.config_update.tx_id,
-                "block_number": self.config_update.block_number,
-                "sequence": self.config_update.sequence,
+            "config_update": None
+            if update is None
+            else {
+                "tx_id": update.tx_id,
+                "block_number": update.block_number,
+                "sequence": update.sequence,
             },
             "add_department_tx": self.add_department_tx,
             "approved_by": self.approved_by,
@@ -143,47 +147,55 @@ def onboard_department(
     gateway_url: str | None = None,
     now: datetime | None = None,
 ) -> OnboardingReport:
-    """Onboard a new department through a running gateway (see the module docstring)."""
+    """Onboard a new department through a running gateway (see the module docstring).
+
+    Resumable: each step is skipped when it is already done (the department's
+    material in the home, its MSP in the channel config, its entry in the
+    contract), so running the command again after an interruption finishes
+    the job instead of failing half-way.
+    """
     home = Path(home)
     moment = now or _utc_now()
     before = Consortium.load(home)
-    admins = choose_approvers(before, approvers)
-    departments = sum(1 for o in before.orgs() if not o.is_orderer)
-    if len({a.org for a in admins}) < majority(departments):
+    resuming = any(o.name == org for o in before.orgs())
+    current = [o for o in before.orgs() if not o.is_orderer and o.name != org]
+    admins = [a for a in choose_approvers(before, approvers) if a.org != org]
+    approving = {a.org for a in admins}
+    if len(approving) < majority(len(current)):
         raise OperatorError(
-            f"{len({a.org for a in admins})} departments approve; a strict majority of"
-            f" {departments} is {majority(departments)}",
+            f"{len(approving)} departments approve; a strict majority of"
+            f" {len(current)} is {majority(len(current))}",
             code="insufficient_approvals",
         )
-    info = add_department(home, org=org, region=region, officer_role=officer_role, now=moment)
+    if not resuming:
+        add_department(home, org=org, region=region, officer_role=officer_role, now=moment)
+    after = Consortium.load(home)
+    info = after.org(org)
     topology = Topology.load(home / "network.yaml")
     spec = topology.organization(info.name)
-    msp = load_msp_config(spec.msp_path(home), spec.msp_id)
-    after = Consortium.load(home)
     department = {
         "org": info.name,
         "msp_id": info.msp_id,
         "root_certs": [certificate_to_pem(c).decode("ascii") for c in after.org_ca_certs(org)],
     }
+    report = OnboardingReport(org=info.name, msp_id=info.msp_id, approved_by=sorted(approving))
     with Client.from_home(home, admins[0].name, gateway_url=gateway_url) as client:
         snapshot = client.run(governance.config_block(client.operations))
-        original = read_config(snapshot.block)
-        updated = with_organization(
-            original, spec, msp, endorsement_policy=topology.endorsement_policy
-        )
-        committed = _channel_update(client, admins, updated, original, moment)
+        if info.msp_id not in snapshot.msp_ids:
+            original = read_config(snapshot.block)
+            msp = load_msp_config(spec.msp_path(home), spec.msp_id)
+            updated = with_organization(
+                original, spec, msp, endorsement_policy=topology.endorsement_policy
+            )
+            report.config_update = _channel_update(client, admins, updated, original, moment)
         approvals = [department_approval(department, admin) for admin in admins]
-        added = client.run(governance.add_department(client.operations, department, approvals))
-    report = OnboardingReport(
-        org=info.name,
-        msp_id=info.msp_id,
-        config_update=committed,
-        add_department_tx=added.tx_id,
-        approved_by=sorted({a.org for a in admins}),
-    )
-    for identity in after.identities():
-        if identity.org != info.name:
-            continue
+        try:
+            added = client.run(governance.add_department(client.operations, department, approvals))
+            report.add_department_tx = added.tx_id
+        except Conflict as exc:
+            if exc.code != "department_exists":
+                raise
+    for identity in after.identities(org=info.name):
         report.identities.append(identity.name)
         if identity.kind in ENCRYPTING_KINDS:
             with Client.from_home(home, identity.name, gateway_url=gateway_url) as client:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -152,6 +153,37 @@ def test_onboarded_department_is_a_channel_member_and_its_officer_transacts(
 
     # The chain an auditor downloads still verifies, config blocks included.
     verify_chain(auditor.blocks(0))
+
+
+def test_onboarding_resumes_after_an_interruption(home: Path, gateway_url: str) -> None:
+    """Material created but nothing submitted (a crash after step 1): a rerun finishes the job.
+
+    Running it once more then finds every step done and submits no config update.
+    """
+    from crypto.onboarding import add_department
+    from gateway.client.operator import onboard_department
+
+    add_department(home, org="Labour", region="510100", officer_role="labour_inspector", now=_now())
+    resumed = onboard_department(
+        home, org="Labour", region="510100", officer_role="labour_inspector",
+        gateway_url=gateway_url,
+    )  # fmt: skip
+    assert resumed.config_update is not None
+    assert resumed.add_department_tx is not None
+    assert "Labour" not in resumed.approved_by  # the new department does not approve itself
+    again = onboard_department(
+        home, org="Labour", region="510100", officer_role="labour_inspector",
+        gateway_url=gateway_url,
+    )  # fmt: skip
+    assert again.config_update is None
+    assert again.add_department_tx is None
+    with Client.from_home(home, "auditor.audit.sz1", gateway_url=gateway_url) as auditor:
+        snapshot = auditor.run(gov.config_block(auditor.operations))
+    assert "LabourMSP" in snapshot.msp_ids
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def test_config_update_needs_an_admin_creator_and_enough_signatures(
