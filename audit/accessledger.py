@@ -12,6 +12,11 @@ auditor's own view of the ledger as of that transaction:
   of departments' admins (certificates issued by the pinned roots, NodeOU
   ``admin``) signed it (:func:`policies.governance.verify_approvals`);
 * records and their versions (for the off-chain blob check), consents;
+* erasures: each ``EraseRecord`` is re-authorised from the blocks (the
+  creator's certificate chains to the record's owning department and is a
+  registrar or an admin of it), must erase an existing, not yet erased record,
+  and may change the record only by adding the ``erased`` marker; the
+  erasure document, its ``RecordErased`` event and the transaction agree;
 * access events: each ``RequestAccess`` event is re-decided by
   :func:`audit.decisions.recheck_access` under the policy version anchored
   at that height; later rewrites (contests, reviews) may change only the
@@ -32,13 +37,14 @@ import binascii
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from cryptography import x509
 
 from audit.decisions import DecisionInputs, recheck_access
+from audit.erasures import ERASE_FUNCTION, check_erasure
 from audit.events import AccessEvent, EventFormatError, parse_ledger_time
 from audit.findings import Finding, FindingKind
 from crypto.certificates import load_certificate_pem, node_ou, validate_certificate
@@ -60,6 +66,7 @@ ACCESS = "access"
 CONSENT = "consent"
 SUBJECT_RECORD = "subject_record"
 ENC_KEY = "enc_key"
+ERASURE = "erasure"
 
 #: Functions allowed to write each kind of key.
 _WRITERS = {
@@ -68,7 +75,8 @@ _WRITERS = {
     POLICY_KEY: {"InstallPolicy"},
     CONFIG_KEY: {"InitLedger", "AddDepartment"},
     ACCESS: {"RequestAccess", "ContestAccess", "ReviewAccess"},
-    RECORD: {"RegisterRecord", "AmendRecord"},
+    RECORD: {"RegisterRecord", "AmendRecord", ERASE_FUNCTION},
+    ERASURE: {ERASE_FUNCTION},
     RECORD_VERSION: {"RegisterRecord", "AmendRecord"},
     ENC_KEY: {"RegisterEncryptionKey"},
 }
@@ -113,6 +121,8 @@ class RecordVersion:
     record: Mapping[str, Any]
     block: int
     tx_id: str
+    #: The committed erasure document once the record was erased (``EraseRecord``).
+    erasure: Mapping[str, Any] | None = None
 
     @property
     def record_id(self) -> str:
@@ -177,6 +187,8 @@ class AccessLedgerAudit:
     record_versions: dict[tuple[str, int], RecordVersion] = field(default_factory=dict)
     consents: dict[str, dict[str, Mapping[str, Any]]] = field(default_factory=dict)
     events: dict[str, AccessEvent] = field(default_factory=dict)
+    #: Committed erasure documents by record id.
+    erasures: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Registered encryption keys per ``(msp_id, cert_fingerprint)``, oldest first.
     keys: dict[tuple[str, str], list[EncryptionKey]] = field(default_factory=dict)
     stats: AccessStats = field(default_factory=AccessStats)
@@ -234,9 +246,16 @@ class AccessLedgerAudit:
             self._install(number, result, tx, argument, by_type, report)
         elif function == "AddDepartment":
             self._add_department(tx, argument, by_type, report)
-        for attributes, w in by_type.get(RECORD, []):
+        elif function == ERASE_FUNCTION:
+            self._erase(result, tx, argument, by_type, report)
+        for attributes, w in by_type.get(RECORD, []) if function != ERASE_FUNCTION else []:
             record = _json(w.value)
             if isinstance(record, Mapping) and attributes:
+                if "erased" in record or attributes[0] in self.erasures:
+                    report(
+                        FindingKind.ACCESS_EVENT,
+                        f"{function} wrote record {attributes[0]} with or after an erasure",
+                    )
                 entry = RecordVersion(record, number, result.tx_id)
                 self.records[attributes[0]] = record
                 subject = str(record.get("subject", ""))
@@ -428,6 +447,52 @@ class AccessLedgerAudit:
         if len(attributes) == 2:
             registered = EncryptionKey(when, hashlib.sha256(public).hexdigest())
             self.keys.setdefault((attributes[0], attributes[1]), []).append(registered)
+
+    # -- erasure -------------------------------------------------------------------------
+
+    def _erase(
+        self,
+        result: TxResult,
+        tx: ParsedTransaction,
+        argument: Any,
+        by_type: Mapping[str, list[tuple[tuple[str, ...], StateWrite]]],
+        report: Report,
+    ) -> None:
+        """Re-check an EraseRecord from the blocks alone (module docstring)."""
+        record_id = argument.get("record_id") if isinstance(argument, Mapping) else None
+        records, erasures = by_type.get(RECORD, []), by_type.get(ERASURE, [])
+        if (
+            not isinstance(record_id, str)
+            or [a for a, _ in records] != [(record_id,)]
+            or [a for a, _ in erasures] != [(record_id,)]
+        ):
+            report(FindingKind.ACCESS_EVENT, "EraseRecord must write its record and erasure once")
+            return
+        before = self.records.get(record_id)
+        after, erasure = _json(records[0][1].value), _json(erasures[0][1].value)
+        if not isinstance(after, Mapping) or not isinstance(erasure, Mapping):
+            report(FindingKind.ACCESS_EVENT, f"EraseRecord of {record_id} wrote malformed state")
+            return
+        emitted = tx.action.event if tx.action is not None else None
+        problems = check_erasure(
+            before,
+            after,
+            erasure,
+            tx=tx,
+            tx_id=result.tx_id,
+            argument=argument,
+            event=(emitted.event_name, _json(emitted.payload)) if emitted else None,
+            department_of=self._department_of,
+        )
+        for problem in problems:
+            report(FindingKind.ACCESS_EVENT, f"EraseRecord of {record_id}: {problem}")
+        self.records[record_id] = after
+        subject = str(after.get("subject", ""))
+        self.subject_records.setdefault(subject, {})[record_id] = after
+        self.erasures[record_id] = erasure
+        for key, entry in list(self.record_versions.items()):
+            if key[0] == record_id:
+                self.record_versions[key] = replace(entry, erasure=erasure)
 
     # -- access events -----------------------------------------------------------------
 

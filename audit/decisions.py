@@ -16,6 +16,8 @@ itself, and compares:
 * the records: the set of records the request matches, recomputed from the
   replayed record state, with their type, owner, region and version;
 * consent: recomputed from the subject's consents at the decision time;
+* erasure: a record erased before the request must be denied
+  ``record_erased`` and not evaluated (no determining policies);
 * the decision: the anchored Cedar policy set evaluated on all of that
   (:meth:`policies.engine.PolicySet.evaluate_batch`), compared record by
   record with what was recorded -- granted or denied, determining policies,
@@ -56,6 +58,13 @@ if TYPE_CHECKING:
 
 Problem = tuple[FindingKind, str]
 NOT_FOUND = "record_not_found"
+#: The denial of a record erased before the request (docs/chaincode.md, EraseRecord).
+ERASED = "record_erased"
+
+
+def erased(record: Mapping[str, Any]) -> bool:
+    """Whether the replayed record state carries a committed erasure marker."""
+    return isinstance(record.get("erased"), Mapping)
 
 
 @dataclass(frozen=True)
@@ -235,6 +244,37 @@ def _compare(
     return problems
 
 
+def _compare_erased(
+    entry: RecordDecision, record: Mapping[str, Any], has_consent: bool
+) -> list[Problem]:
+    """A record erased before the request must be denied ``record_erased``, unevaluated."""
+    rid = entry.record_id
+    problems: list[Problem] = []
+    facts = (entry.record_type, entry.owner_org, entry.region, entry.version)
+    expected = tuple(record.get(k) for k in ("record_type", "owner_org", "region", "version"))
+    if facts != expected:
+        problems.append(
+            (
+                FindingKind.ACCESS_EVENT,
+                f"record {rid}: recorded facts {facts}, ledger has {expected}",
+            )
+        )
+    if entry.has_consent != has_consent:
+        problems.append(
+            (FindingKind.DECISION, f"record {rid}: has_consent recorded {entry.has_consent}")
+        )
+    if entry.granted or entry.reason != ERASED or entry.policy_ids:
+        recorded = "granted" if entry.granted else f"denied ({entry.reason})"
+        problems.append(
+            (
+                FindingKind.DECISION,
+                f"record {rid}: recorded {recorded}, but the record was erased before the request"
+                f" (expected denied ({ERASED}) without evaluation)",
+            )
+        )
+    return problems
+
+
 def recheck_access(event: AccessEvent, inputs: DecisionInputs) -> list[Problem]:
     """Every way ``event`` disagrees with its inputs; empty when it re-decides identically."""
     tx = inputs.tx
@@ -309,6 +349,11 @@ def _recheck_records(
         )
         for r in checked
     ]
+    live = [(r, c) for r, c in zip(checked, consents, strict=True) if not erased(r)]
+    for record, has_consent in zip(checked, consents, strict=True):
+        if erased(record):
+            entry = entries[str(record["record_id"])]
+            problems += _compare_erased(entry, record, has_consent)
     try:
         resources = [
             RecordResource(
@@ -318,7 +363,7 @@ def _recheck_records(
                 tier,
                 str(r["region"]),
             )
-            for r in checked
+            for r, _ in live
         ]
         contexts = [
             AccessContext(
@@ -327,14 +372,14 @@ def _recheck_records(
                 has_consent=c,
                 emergency=event.emergency,
             )
-            for c in consents
+            for _, c in live
         ]
         decisions = anchored.bundle.policy_set.evaluate_batch(
             principal, action, resources, contexts
         )
     except (AccessLedgerError, KeyError) as exc:
         return [*problems, (FindingKind.DECISION, f"the request cannot be re-evaluated: {exc}")]
-    for record, decision, has_consent in zip(checked, decisions, consents, strict=True):
+    for (record, has_consent), decision in zip(live, decisions, strict=True):
         entry = entries[str(record["record_id"])]
         problems += _compare(entry, record, decision, has_consent, tier, anchored.version)
     return problems + _overall(event)

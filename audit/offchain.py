@@ -7,12 +7,21 @@ the lowercase hex SHA-256 of ``data``, and remembers destroyed ciphertexts in
 these files directly, read-only, with the standard library -- the table
 layout is the contract (docs/audit.md); audit never imports the gateway.
 
-Two checks:
+Three checks:
 
 * every ciphertext named by a record version on the ledger is in its owning
-  department's store and hashes to its address (or was erased);
+  department's store and hashes to its address -- or the record was erased
+  *on the ledger* (a committed ``EraseRecord``). A ciphertext the store marks
+  as erased, or a ``tombstone`` row, for a record the ledger never erased is a
+  finding: a forged tombstone cannot pass a deleted ciphertext off as erased;
 * every ciphertext in every store hashes to the address it is stored under
   (a blob altered in place is found even if no record names it any more).
+
+A record erased on the ledger whose tier keys are still in its store is *not*
+a finding: the gateway shreds right after the commit and on its next start,
+so the window is legitimate and an audit of a live copy may fall into it.
+It is counted as ``shred_pending`` in the statistics (present only when
+non-zero) for an operator to follow up.
 """
 
 from __future__ import annotations
@@ -34,9 +43,14 @@ class StoreStats:
     blobs: int = 0
     referenced: int = 0
     erased: int = 0
+    #: Records erased on the ledger whose tier keys are still in their store.
+    shred_pending: int = 0
 
     def to_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
+        counts = dict(self.__dict__)
+        if not counts["shred_pending"]:
+            del counts["shred_pending"]
+        return counts
 
 
 class _Store:
@@ -62,6 +76,20 @@ class _Store:
         except sqlite3.Error:
             return False
         return row is not None
+
+    def _ids(self, sql: str) -> set[str]:
+        try:
+            return {str(row[0]) for row in self.conn.execute(sql)}
+        except sqlite3.Error:
+            return set()
+
+    def tombstones(self) -> set[str]:
+        """Record ids the store says it erased."""
+        return self._ids("SELECT record_id FROM tombstone")
+
+    def keyed_records(self) -> set[str]:
+        """Record ids the store still holds tier keys for."""
+        return self._ids("SELECT DISTINCT record_id FROM tier_key")
 
     def all_blobs(self) -> list[tuple[str, bytes]]:
         return [(str(a), bytes(d)) for a, d in self.conn.execute("SELECT address, data FROM blob")]
@@ -106,6 +134,7 @@ def check_stores(
                             f"{actual[:16]}…",
                         )
                     )
+        findings += _erasures(stores, record_versions, stats)
         for (record_id, version), entry in sorted(record_versions.items()):
             owner = str(entry.record.get("owner_org", ""))
             store = stores.get(owner)
@@ -114,8 +143,19 @@ def check_stores(
                 where = f"record {record_id} v{version} {tier} ({owner})"
                 data = store.blob(address) if store else None
                 if data is None:
-                    if store is not None and store.erased(address):
+                    if entry.erasure is not None:
                         stats.erased += 1
+                        continue
+                    if store is not None and store.erased(address):
+                        findings.append(
+                            Finding(
+                                FindingKind.BLOB_MISSING,
+                                f"{where}: ciphertext {address[:16]}… is marked erased in the"
+                                " store, but no EraseRecord of this record is committed",
+                                block=entry.block,
+                                tx_id=entry.tx_id,
+                            )
+                        )
                         continue
                     problem = "no store for this department" if store is None else "not in store"
                     findings.append(
@@ -140,3 +180,32 @@ def check_stores(
         for store in stores.values():
             store.close()
     return findings, stats
+
+
+def _erasures(
+    stores: Mapping[str, _Store],
+    record_versions: Mapping[tuple[str, int], RecordVersion],
+    stats: StoreStats,
+) -> list[Finding]:
+    """Tombstones without a ledger erasure (findings); erasures not yet shredded (counted)."""
+    owners: dict[str, str] = {}
+    erased: set[str] = set()
+    for (record_id, _), entry in record_versions.items():
+        owners[record_id] = str(entry.record.get("owner_org", ""))
+        if entry.erasure is not None:
+            erased.add(record_id)
+    findings = []
+    for org, store in stores.items():
+        for record_id in sorted(store.tombstones() - erased):
+            findings.append(
+                Finding(
+                    FindingKind.BLOB_MISSING,
+                    f"{org} store: record {record_id} has a tombstone, but no EraseRecord of it"
+                    " is committed on the ledger",
+                )
+            )
+        keyed = store.keyed_records()
+        stats.shred_pending += sum(
+            1 for record_id in erased if owners[record_id] == org and record_id in keyed
+        )
+    return findings

@@ -14,7 +14,9 @@ context (``has_consent`` depends on the record type). Exactly one access
 event is written -- granted records with the tiers they release, denied ones
 with the reason and determining policy ids, the policy version and bundle
 hash, the emergency flag, the obligations -- and emitted as the chaincode
-event ``AccessDecided``. A denial is a normal, successful, committed result
+event ``AccessDecided``. An erased record (:mod:`chaincode.erasure`) is
+matched like any other but not evaluated: it is denied with the reason
+``record_erased`` and no determining policies. A denial is a normal, successful, committed result
 (I3); only malformed, replayed, stale or forged requests are refused.
 
 The event id is the transaction id. Events are indexed by subject, by
@@ -47,6 +49,7 @@ from chaincode.codec import (
     text,
 )
 from chaincode.context import Tx
+from chaincode.erasure import RECORD_ERASED, is_erased
 from chaincode.errors import Forbidden, InvalidArgument, NotFound
 from chaincode.governance import AnchoredPolicy, anchored_policy
 from chaincode.ledger import (
@@ -176,9 +179,15 @@ def _decide(
                 emergency=emergency,
             )
         )
-    decisions = policy.bundle.policy_set.evaluate_batch(principal, action, resources, contexts)
+    # An erased record is matched (the event says the officer asked) but never evaluated:
+    # its payload is gone, so no tier can be granted whatever the policy says.
+    live = [i for i, record in enumerate(records) if not is_erased(record)]
+    evaluated = policy.bundle.policy_set.evaluate_batch(
+        principal, action, [resources[i] for i in live], [contexts[i] for i in live]
+    )
+    decisions = dict(zip(live, evaluated, strict=True))
     granted, denied = [], []
-    for record, decision, has_consent in zip(records, decisions, consented, strict=True):
+    for index, (record, has_consent) in enumerate(zip(records, consented, strict=True)):
         entry = {
             "record_id": record["record_id"],
             "record_type": record["record_type"],
@@ -187,8 +196,13 @@ def _decide(
             "version": record["version"],
             "tier": tier,
             "has_consent": has_consent,
-            "policy_ids": list(decision.determining_policy_ids),
         }
+        decision = decisions.get(index)
+        if decision is None:
+            entry.update(policy_ids=[], reason=RECORD_ERASED, errors=[])
+            denied.append(entry)
+            continue
+        entry["policy_ids"] = list(decision.determining_policy_ids)
         if decision.allowed:
             entry["tiers"] = [t for t in tiers_up_to(tier) if t in record["tiers"]]
             entry["obligations"] = list(decision.obligations)

@@ -99,6 +99,24 @@ def require_registrar(caller: Caller, owner_org: str, record_type: str) -> None:
         )
 
 
+def require_eraser(caller: Caller, owner_org: str, record_id: str) -> None:
+    """A registrar or an admin of the department that owns the record (PIPL Art. 47 erasure).
+
+    Erasure destroys the owner's payload, so only the owner decides it; the
+    ledger keeps who did it, when, and the record's hashes and access history.
+    """
+    registrar = caller.kind == IdentityKind.OFFICER and caller.role == REGISTRAR_ROLE
+    if not (registrar or is_admin(caller)):
+        raise Forbidden(
+            "only a registrar or a department admin may erase records", code="erase_forbidden"
+        )
+    if caller.org != owner_org:
+        raise Forbidden(
+            f"record {record_id} is owned by {owner_org}; a {caller.org} identity may not erase it",
+            code="not_owner_department",
+        )
+
+
 def require_citizen_registrar(caller: Caller) -> None:
     if (
         caller.org != CIVIL_AFFAIRS_ORG

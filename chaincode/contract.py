@@ -29,7 +29,16 @@ from typing import Any, Final
 from fabric_chaincode_python.fabric_shim.interfaces import Chaincode
 from fabric_protos.peer import proposal_response_pb2 as _proposal_response_pb2
 
-from chaincode import access, citizens, departments, governance, records, registry, reviews
+from chaincode import (
+    access,
+    citizens,
+    departments,
+    erasure,
+    governance,
+    records,
+    registry,
+    reviews,
+)
 from chaincode.codec import MAX_ARGUMENT_BYTES, MAX_LARGE_ARGUMENT_BYTES, dumps, parse_object
 from chaincode.context import Tx
 from chaincode.errors import INTERNAL, error_message, error_status
@@ -64,6 +73,7 @@ FUNCTIONS: Final[Mapping[str, Function]] = {
     "AddDepartment": Function(departments.add_department),
     "RegisterRecord": Function(records.register_record),
     "AmendRecord": Function(records.amend_record),
+    "EraseRecord": Function(erasure.erase_record),
     "GetRecord": Function(records.get_record, evaluate=True),
     "ListRecordsBySubject": Function(records.list_records_by_subject, evaluate=True),
     "RequestAccess": Function(access.request_access),

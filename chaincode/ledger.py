@@ -17,6 +17,7 @@ State layout (composite keys are ``U+0000 type U+0000 (attr U+0000)*``)::
     policy_meta    <version:08d>            who approved it, when, in which transaction
     record         <record_id>              current version of a record
     record_version <record_id> <v:08d>      every version of a record (amendment history)
+    erasure        <record_id>              who erased a record, when, why (hash); index of erasures
     subject_record <subject> <record_id>    index: records about a subject -> type, owner
     access         <event_id>               one access event per RequestAccess
     subject_access <subject> <time> <event_id>          index by subject
@@ -49,6 +50,7 @@ POLICY_BUNDLE: Final = "policy_bundle"
 POLICY_META: Final = "policy_meta"
 RECORD: Final = "record"
 RECORD_VERSION: Final = "record_version"
+ERASURE: Final = "erasure"
 SUBJECT_RECORD: Final = "subject_record"
 ACCESS: Final = "access"
 SUBJECT_ACCESS: Final = "subject_access"

@@ -190,6 +190,8 @@ async def amend_record(tx: Tx, arg: dict[str, Any]) -> dict[str, Any]:
     current = await _load(tx, record_id)
     owner_org = _owner(policy.bundle.catalogue, record_type, schema_version)
     authz.require_registrar(caller, str(current["owner_org"]), str(current["record_type"]))
+    if isinstance(current.get("erased"), dict):
+        raise Conflict(f"record {record_id} is erased; it cannot be amended", code="record_erased")
     for name, value in (("record_type", record_type), ("subject", about), ("region", region)):
         if current[name] != value:
             raise Conflict(

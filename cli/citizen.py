@@ -1,10 +1,13 @@
-"""``accessledger citizen accesses|consent|contest``: a citizen's view of their data.
+"""``accessledger citizen accesses|consent|contest|notes``: a citizen's view of their data.
 
 A citizen acts with their CivilAffairs credential (``--as citizen.c1``),
 bound on the ledger to their pseudonym. ``accesses`` lists every access
 event about them -- who, when, why, which records, granted or denied;
 ``consent`` grants, revokes or lists consents; ``contest`` disputes an
-access, which reopens its review for the auditors.
+access, which reopens its review for the auditors; ``notes`` shows the free
+text about one access to them -- a break-glass justification, their contest
+reasons, the auditors' review notes -- decrypted locally and checked against
+the hashes the ledger holds.
 """
 
 from __future__ import annotations
@@ -226,3 +229,28 @@ def contest_command(
             f"Contested access {event}; its review is open again (block {committed.block_number}).",
             highlight=False,
         )
+
+
+@citizen_app.command("notes")
+@reporting_errors
+def notes_command(
+    as_name: AsOption,
+    event: Annotated[
+        str, typer.Option("--event", help="Event id of the access.", show_default=False)
+    ],
+    home: HomeOption = DEFAULT_HOME,
+    gateway: GatewayOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The justification, contest reasons and review notes of an access to my data."""
+    from gateway.client.notes import my_notes
+
+    with open_client(home, as_name, gateway) as client:
+        notes = client.run(my_notes(client.operations, event))
+    if as_json:
+        print_json({"event_id": event, "notes": [note.to_dict() for note in notes]})
+        return
+    listing = table(f"Notes about access {event}", "kind", "text", "transaction", "ledger hash")
+    for note in notes:
+        listing.add_row(note.kind, note.text, note.tx_id, note.note_hash)
+    console().print(listing)

@@ -1,10 +1,12 @@
-"""``accessledger record put|get``: register a record, or ask for one, as a named identity.
+"""``accessledger record put|get|erase``: register, ask for or erase a record, as an identity.
 
-Both talk to a running gateway (``--gateway URL``, default the home's
+All talk to a running gateway (``--gateway URL``, default the home's
 ``network.yaml`` ``gateway.url``) through the Python SDK, signing as the
 identity named by ``--as`` from the home. ``record get`` puts the signed
 request on the ledger whatever the decision, then prints the decision and
-the granted fields, decrypted locally. ``--json`` prints one JSON object.
+the granted fields, decrypted locally. ``record erase`` commits ``EraseRecord``
+and the gateway crypto-shreds the record; a ``--reason`` goes on the ledger
+only as its SHA-256. ``--json`` prints one JSON object.
 
 The helpers at the top are shared with ``cli/citizen.py``.
 """
@@ -26,7 +28,7 @@ from crypto.errors import AccessLedgerError
 from policies.vocabulary import TIERS
 
 if TYPE_CHECKING:  # the SDK is imported when a command runs, not at CLI start-up
-    from gateway.client import AccessResult, Client, RecordReceipt
+    from gateway.client import AccessResult, Client, ErasureReceipt, RecordReceipt
     from policies.catalogue import Catalogue
 
 AsOption = Annotated[
@@ -282,3 +284,47 @@ def get_command(
         print_json(result.to_dict())
     else:
         print_access(result, console())
+
+
+def _print_erasure(receipt: ErasureReceipt, out: Console) -> None:
+    out.print(
+        f"[bold red]Erased[/] record [bold]{receipt.record_id}[/] ({receipt.owner_org},"
+        f" v{receipt.version}) in block {receipt.block_number}; its keys and ciphertexts are"
+        " destroyed, the ledger keeps its hashes and access history.",
+        highlight=False,
+    )
+    facts = table("", "", "")
+    facts.show_header = False
+    for key in ("erased_at", "tx_id", "reason_hash"):
+        facts.add_row(key, str(getattr(receipt, key) or "-"))
+    out.print(facts)
+
+
+@record_app.command("erase")
+@reporting_errors
+def erase_command(
+    as_name: AsOption,
+    record_id: Annotated[
+        str, typer.Option("--record-id", help="The record to erase.", show_default=False)
+    ],
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason",
+            help="Why (only its SHA-256 goes on the ledger; the text is kept nowhere).",
+            show_default=False,
+        ),
+    ] = None,
+    home: HomeOption = DEFAULT_HOME,
+    gateway: GatewayOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Erase a record (PIPL Art. 47): a registrar or admin of its owning department."""
+    if reason is not None and not reason.strip():
+        raise AccessLedgerError("--reason must not be empty", code="request_invalid")
+    with open_client(home, as_name, gateway) as client:
+        receipt = client.erase_record(record_id, reason)
+    if as_json:
+        print_json(receipt.to_dict())
+    else:
+        _print_erasure(receipt, console())

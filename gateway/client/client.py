@@ -37,7 +37,14 @@ from gateway.client.keys import (
     register_encryption_public_key,
     rotate_custodian_key,
 )
-from gateway.client.models import AccessesPage, AccessResult, Committed, LedgerInfo, RecordReceipt
+from gateway.client.models import (
+    AccessesPage,
+    AccessResult,
+    Committed,
+    ErasureReceipt,
+    LedgerInfo,
+    RecordReceipt,
+)
 from policies.catalogue import Catalogue
 
 T = TypeVar("T")
@@ -339,6 +346,10 @@ class Client(_Facade):
     def revoke_consent(self, consent_id: str) -> Committed:
         return self.run(self.operations.revoke_consent(consent_id))
 
+    def erase_record(self, record_id: str, reason: str | None = None) -> ErasureReceipt:
+        """See :meth:`Operations.erase_record`."""
+        return self.run(self.operations.erase_record(record_id, reason))
+
     def contest(self, event_id: str, reason: str) -> Committed:
         return self.run(self.operations.contest(event_id, reason))
 
@@ -523,6 +534,10 @@ class AsyncClient(_Facade):
 
     async def revoke_consent(self, consent_id: str) -> Committed:
         return await self.run(self.operations.revoke_consent(consent_id))
+
+    async def erase_record(self, record_id: str, reason: str | None = None) -> ErasureReceipt:
+        """See :meth:`Operations.erase_record`."""
+        return await self.run(self.operations.erase_record(record_id, reason))
 
     async def contest(self, event_id: str, reason: str) -> Committed:
         return await self.run(self.operations.contest(event_id, reason))

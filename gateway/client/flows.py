@@ -34,7 +34,14 @@ from gateway.client.errors import (
     ProtocolError,
 )
 from gateway.client.http import Call, QueryValue, path_segment
-from gateway.client.models import AccessesPage, AccessResult, Committed, LedgerInfo, RecordReceipt
+from gateway.client.models import (
+    AccessesPage,
+    AccessResult,
+    Committed,
+    ErasureReceipt,
+    LedgerInfo,
+    RecordReceipt,
+)
 from gateway.client.payloads import missing_ciphertexts, open_access
 from gateway.client.proposals import (
     access_request_document,
@@ -266,6 +273,20 @@ class Operations:
         path = f"/v1/records/{path_segment(record_id)}/versions"
         draft = yield Call("POST", path, body=body)
         return (yield from self._register(draft))
+
+    def erase_record(self, record_id: str, reason: str | None = None) -> Flow[ErasureReceipt]:
+        """Erase a record (``DELETE /v1/records/{id}``, ``EraseRecord``); crypto-shredded on commit.
+
+        Only ``reason``'s SHA-256 leaves this process (it goes on the ledger);
+        the text is kept nowhere. The caller must be a registrar or an admin
+        of the record's owning department.
+        """
+        argument: dict[str, Any] = {"record_id": record_id}
+        if reason is not None:
+            argument["reason_hash"] = text_hash(reason)
+        path = f"/v1/records/{path_segment(record_id)}"
+        answer = yield from self.transact(path, "EraseRecord", lambda: argument, method="DELETE")
+        return ErasureReceipt.from_committed(Committed.from_json(answer))
 
     # -- access ------------------------------------------------------------------------------
 

@@ -65,6 +65,50 @@ class Committed:
 
 
 @dataclass(frozen=True)
+class ErasureReceipt:
+    """A record erased on the ledger (``EraseRecord`` committed VALID).
+
+    By the time this is returned the gateway has crypto-shredded the record's
+    tier keys and ciphertexts; the ledger keeps its hashes and access history.
+    ``reason_hash`` is the SHA-256 of the reason text, if one was given (the
+    text itself is not sent anywhere).
+    """
+
+    record_id: str
+    owner_org: str
+    version: int
+    erased_at: str
+    reason_hash: str | None
+    tx_id: str
+    block_number: int
+
+    @classmethod
+    def from_committed(cls, committed: Committed) -> ErasureReceipt:
+        result = committed.result
+        reason = result.get("reason_hash")
+        return cls(
+            record_id=str(result["record_id"]),
+            owner_org=str(result["owner_org"]),
+            version=int(result["version"]),
+            erased_at=str(result["erased_at"]),
+            reason_hash=str(reason) if reason is not None else None,
+            tx_id=committed.tx_id,
+            block_number=committed.block_number,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "record_id": self.record_id,
+            "owner_org": self.owner_org,
+            "version": self.version,
+            "erased_at": self.erased_at,
+            "reason_hash": self.reason_hash,
+            "tx_id": self.tx_id,
+            "block_number": self.block_number,
+        }
+
+
+@dataclass(frozen=True)
 class RecordReceipt:
     """A record version registered (or amended): where it is on the ledger."""
 

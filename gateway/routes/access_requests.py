@@ -8,7 +8,12 @@ from fastapi import APIRouter, Path, Query, Response
 
 from gateway.deps import PROBLEMS, TRANSACTION_PROBLEMS, CallerDep, ServiceDep
 from gateway.schemas import AccessRequestBody, AccessResult, PreparedTransaction
-from gateway.service.notes import JUSTIFICATION, document_member, text_hooks
+from gateway.service.notes import (
+    JUSTIFICATION,
+    document_member,
+    request_subject_readers,
+    text_hooks,
+)
 
 router = APIRouter(prefix="/v1/access-requests", tags=["access requests"])
 TxId = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
@@ -28,7 +33,8 @@ async def request_access(
     A break-glass justification sent as ``justification`` must hash to the
     signed document's ``justification_hash`` (else ``422
     justification_mismatch``, nothing endorsed); it is stored encrypted
-    off-chain for the Audit department. No decision is returned here: it
+    off-chain for the Audit department and the request's subject (``GET
+    /v1/me/notes/{event_id}``). No decision is returned here: it
     exists only once the transaction is on the ledger. Commit with
     ``POST /v1/transactions/{tx_id}/commit``.
     """
@@ -39,6 +45,7 @@ async def request_access(
         kind=JUSTIFICATION,
         member="justification_hash",
         committed=document_member("justification_hash"),
+        readers=request_subject_readers(service.queries),
         code="justification_mismatch",
     )
     prepared = await service.propose(

@@ -11,7 +11,12 @@ from fastapi.responses import StreamingResponse
 from gateway.deps import PROBLEMS, QUERY_PROBLEMS, TRANSACTION_PROBLEMS, CallerDep, ServiceDep
 from gateway.errors import RequestInvalid
 from gateway.schemas import EventList, PreparedTransaction, Problem, ReviewBody
-from gateway.service.notes import REVIEW_NOTE, argument_member, text_hooks
+from gateway.service.notes import (
+    REVIEW_NOTE,
+    argument_member,
+    event_subject_readers,
+    text_hooks,
+)
 from gateway.service.queries import parse_moment
 from network.fabric.blocks import encode_delimited
 
@@ -90,7 +95,11 @@ async def events(
     responses={**PROBLEMS, **TRANSACTION_PROBLEMS},
 )
 async def review(body: ReviewBody, service: ServiceDep, caller: CallerDep) -> PreparedTransaction:
-    """Endorse a ``ReviewAccess`` proposal; the note text, if given, is stored encrypted."""
+    """Endorse a ``ReviewAccess`` proposal; the note text, if given, is stored encrypted.
+
+    The note is sealed to the Audit custodian and to the registered keys of
+    the reviewed event's subject (``GET /v1/me/notes/{event_id}``).
+    """
     before, after = text_hooks(
         body.note,
         stores=service.stores,
@@ -98,6 +107,7 @@ async def review(body: ReviewBody, service: ServiceDep, caller: CallerDep) -> Pr
         kind=REVIEW_NOTE,
         member="note_hash",
         committed=argument_member("note_hash"),
+        readers=event_subject_readers(service.queries),
     )
     return await service.propose(
         caller, body.proposal, {"ReviewAccess"}, before=before, after=after

@@ -1,4 +1,4 @@
-"""``/v1/me``: a citizen's view of every access to their data, consents and contests."""
+"""``/v1/me``: a citizen's view of every access to their data, consents, contests and notes."""
 
 from __future__ import annotations
 
@@ -13,14 +13,34 @@ from gateway.schemas import (
     ConsentList,
     ContestBody,
     PreparedTransaction,
+    Problem,
     ProposalBody,
 )
-from gateway.service.notes import CONTEST_REASON, argument_member, text_hooks
+from gateway.service.notes import (
+    CONTEST_REASON,
+    NoteList,
+    argument_member,
+    contesting_citizen_readers,
+    subject_notes,
+    text_hooks,
+)
 from gateway.service.queries import parse_moment
 from network.engine.proposal import Proposal
 
 router = APIRouter(prefix="/v1/me", tags=["citizens"])
 ORG = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
+NOTE_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    404: {
+        "model": Problem,
+        "description": "Not an event about my data (not_found), or it has no note (note_not_found)",
+    },
+    409: {
+        "model": Problem,
+        "description": "No note key is sealed to this credential"
+        " (encryption_key_not_registered, note_not_sealed_to_caller)",
+    },
+}
 
 
 @router.get("/accesses", response_model=AccessesPage, responses={**PROBLEMS, **QUERY_PROBLEMS})
@@ -108,7 +128,24 @@ async def contest(body: ContestBody, service: ServiceDep, caller: CallerDep) -> 
         kind=CONTEST_REASON,
         member="reason_hash",
         committed=argument_member("reason_hash"),
+        readers=contesting_citizen_readers(service.queries),
     )
     return await service.propose(
         caller, body.proposal, {"ContestAccess"}, before=before, after=after
     )
+
+
+@router.get(
+    "/notes/{event_id}",
+    response_model=NoteList,
+    responses={**PROBLEMS, **QUERY_PROBLEMS, **NOTE_PROBLEMS},
+)
+async def my_notes(
+    event_id: Annotated[str, Path(pattern=IDENTIFIER)], service: ServiceDep, caller: CallerDep
+) -> NoteList:
+    """The notes about an access to my data (justification, contest reasons, review notes).
+
+    Each comes as ciphertext with its key sealed to my registered X25519 key
+    and the hash the ledger holds; the client decrypts and checks the hash.
+    """
+    return await subject_notes(service.queries, service.stores, caller, event_id, now=service.now())

@@ -44,6 +44,7 @@ from gateway.schemas import (
 )
 from gateway.service.access import access_result
 from gateway.service.bootstrap import bootstrap_ledger
+from gateway.service.erasure import reconcile_erasures
 from gateway.service.ledger import LedgerClient
 from gateway.service.limits import RateLimiter
 from gateway.service.membership import ChannelMembership
@@ -159,13 +160,17 @@ class GatewayService:
                     Consortium.load(home),
                 )
             consortium = Consortium.load(home, public_only=True)
-            return cls(
+            service = cls(
                 settings=settings,
                 network=network,
                 consortium=consortium,
                 clock=clock,
                 metrics=metrics,
             )
+            # A crash between an EraseRecord commit and its crypto-shredding is finished here,
+            # before the first request can ask for those keys.
+            await reconcile_erasures(service.ledger, service.stores)
+            return service
         except BaseException:
             await network.aclose()
             raise

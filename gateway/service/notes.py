@@ -10,17 +10,34 @@ stores both in the Audit department's store under the id ``<kind>-<tx_id>``.
 An auditor's custodian can open it; the text never appears on the ledger or
 in logs (I1).
 
-:func:`text_hooks` is the one way a route does this: it returns the
+The note is also the subject's to read (DESIGN.md section 5): the same key
+is sealed to the registered X25519 key of every citizen credential the
+committed ledger binds to the subject of the access event, and kept beside
+the custodian's copy (the store's ``recipient_key`` rows). Who the subject
+is comes from what the transaction commits to: the signed request document
+(justification), the contesting citizen and their pseudonym (contest
+reason), the committed event under review (review note). A credential
+bound, or a key registered, after the note was stored gets no copy: the
+note is sealed once, when it is stored.
+
+:func:`text_hooks` is the one way a route stores a note: it returns the
 before-endorsement check and the after-endorsement store for
-:meth:`~gateway.service.core.GatewayService.propose`.
+:meth:`~gateway.service.core.GatewayService.propose`. :func:`subject_notes`
+serves ``GET /v1/me/notes/{event_id}``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import hashlib
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final, Literal
 
+from pydantic import Field
+
+from chaincode.caller import certificate_fingerprint
 from crypto.envelope import (
     AssociatedData,
     content_address,
@@ -28,9 +45,17 @@ from crypto.envelope import (
     generate_tier_key,
     seal_key,
 )
+from crypto.identity import Identity
 from gateway.custodian_keys import Sealing
-from gateway.errors import GatewayError
-from gateway.store import StoreRegistry
+from gateway.errors import Conflict, GatewayError, NotFound
+from gateway.schemas import Response
+from gateway.service.queries import KeyHolder, QueryService
+from gateway.store import (
+    RecipientKeyEntry,
+    RecordErasedError,
+    StoreRegistry,
+    TierKeyNotFoundError,
+)
 
 if TYPE_CHECKING:
     from gateway.service.core import AfterEndorse, BeforeEndorse
@@ -39,6 +64,7 @@ if TYPE_CHECKING:
 
 #: The department whose custodian and store keep the off-chain free text.
 NOTES_ORG: Final = "Audit"
+_HEX64 = r"^[0-9a-f]{64}$"
 NOTE_TIER: Final = "T3"
 
 #: Note kinds (the prefix of the store record id, and the record type in the associated data).
@@ -46,8 +72,18 @@ CONTEST_REASON: Final = "contest_reason"
 REVIEW_NOTE: Final = "review_note"
 JUSTIFICATION: Final = "break_glass_justification"
 
+#: How each kind is named to citizens (``GET /v1/me/notes``) and in the SDK.
+PublicKind = Literal["justification", "contest_reason", "review_note"]
+PUBLIC_KINDS: Final[Mapping[str, PublicKind]] = {
+    JUSTIFICATION: "justification",
+    CONTEST_REASON: "contest_reason",
+    REVIEW_NOTE: "review_note",
+}
+
 #: Reads the hash a proposal's argument commits to.
 CommittedHash = Callable[[Mapping[str, Any]], object]
+#: Who, besides the Audit custodian, may read the note of an endorsed transaction.
+Readers = Callable[["PendingTransaction"], Sequence[KeyHolder]]
 
 
 def note_id(kind: str, tx_id: str) -> str:
@@ -73,8 +109,20 @@ def check_hash(
         )
 
 
-def store_note(stores: StoreRegistry, sealing: Sealing, *, kind: str, tx_id: str, text: str) -> str:
-    """Encrypt and store ``text``; return its content address."""
+def store_note(
+    stores: StoreRegistry,
+    sealing: Sealing,
+    *,
+    kind: str,
+    tx_id: str,
+    text: str,
+    readers: Sequence[KeyHolder] = (),
+) -> str:
+    """Encrypt and store ``text``; return its content address.
+
+    The key is sealed to the Audit custodian and, in ``recipient_key`` rows,
+    to each of ``readers`` (the subject's citizens).
+    """
     record_id = note_id(kind, tx_id)
     key = generate_tier_key()
     ciphertext = encrypt_tier(
@@ -91,6 +139,18 @@ def store_note(stores: StoreRegistry, sealing: Sealing, *, kind: str, tx_id: str
             address=address,
             size=len(ciphertext),
             key_id=key_id,
+        )
+    for reader in readers:
+        store.put_recipient_key(
+            RecipientKeyEntry(
+                record_id=record_id,
+                version=1,
+                tier=NOTE_TIER,
+                msp_id=reader.msp_id,
+                cert_fingerprint=reader.cert_fingerprint,
+                public_key=reader.public_key,
+                sealed_key=seal_key(key, reader.public_key),
+            )
         )
     return address
 
@@ -118,22 +178,195 @@ def text_hooks(
     kind: str,
     member: str,
     committed: CommittedHash,
+    readers: Readers | None = None,
     code: str = "note_hash_mismatch",
 ) -> tuple[BeforeEndorse, AfterEndorse]:
     """``(before, after)`` hooks for ``propose`` that check and keep ``text`` (if given).
 
     ``before`` refuses, before anything is endorsed, text whose SHA-256 is not
     ``committed(argument)`` (named ``member`` in the problem, with ``code``);
-    ``after`` encrypts and stores it once the proposal is endorsed. Without
-    text both do nothing.
+    ``after`` encrypts and stores it once the proposal is endorsed, sealed to
+    the Audit custodian and to ``readers(pending)``. Without text both do
+    nothing.
     """
 
     def before(proposal: Proposal, argument: dict[str, Any]) -> None:
         if text is not None:
             check_hash(text, committed(argument), member=member, tx_id=proposal.tx_id, code=code)
 
+    def keep(pending: PendingTransaction, text: str, sealing: Sealing) -> None:
+        holders = readers(pending) if readers is not None else ()
+        store_note(
+            stores, sealing, kind=kind, tx_id=pending.tx_id, text=text, readers=_unique(holders)
+        )
+
     async def after(pending: PendingTransaction) -> None:
         if text is not None and sealing is not None:
-            store_note(stores, sealing, kind=kind, tx_id=pending.tx_id, text=text)
+            # Committed-state reads, sealing and SQLite writes: off the event loop.
+            await asyncio.to_thread(keep, pending, text, sealing)
 
     return before, after
+
+
+def _unique(holders: Sequence[KeyHolder]) -> list[KeyHolder]:
+    seen: dict[tuple[str, str], KeyHolder] = {}
+    for holder in holders:
+        seen.setdefault((holder.msp_id, holder.cert_fingerprint), holder)
+    return list(seen.values())
+
+
+# -- who reads a note, besides the auditors ---------------------------------------------------
+
+
+def request_subject_readers(queries: QueryService) -> Readers:
+    """A break-glass justification: the citizens of the signed request's ``subject``."""
+
+    def readers(pending: PendingTransaction) -> list[KeyHolder]:
+        document = pending.argument.get("document")
+        subject = document.get("subject") if isinstance(document, Mapping) else None
+        return queries.subject_key_holders(subject) if isinstance(subject, str) else []
+
+    return readers
+
+
+def contesting_citizen_readers(queries: QueryService) -> Readers:
+    """A contest reason: the contesting citizen, and the other credentials of their subject."""
+
+    def readers(pending: PendingTransaction) -> list[KeyHolder]:
+        own = queries.caller_key(pending.creator)
+        holders = [own] if own is not None else []
+        try:
+            subject = queries.citizen_subject(pending.creator)
+        except GatewayError:
+            return holders  # the contract endorsed a bound citizen; nothing more to find
+        return [*holders, *queries.subject_key_holders(subject)]
+
+    return readers
+
+
+def event_subject_readers(queries: QueryService) -> Readers:
+    """A review note: the citizens of the subject of the committed event under review."""
+
+    def readers(pending: PendingTransaction) -> list[KeyHolder]:
+        event_id = pending.argument.get("event_id")
+        subject = queries.event_subject(event_id) if isinstance(event_id, str) else None
+        return queries.subject_key_holders(subject) if subject is not None else []
+
+    return readers
+
+
+# -- a citizen reads the notes about an access to their data ----------------------------------
+
+
+class NoteView(Response):
+    """One note about the event: its ciphertext and the key sealed to the caller."""
+
+    kind: PublicKind
+    tx_id: str = Field(pattern=_HEX64, description="The transaction that committed the note's hash")
+    note_hash: str = Field(
+        pattern=_HEX64, description="SHA-256 of the text, as the ledger holds it"
+    )
+    content_address: str = Field(pattern=_HEX64)
+    ciphertext: str = Field(description="XChaCha20-Poly1305 ciphertext (base64)")
+    sealed_key: str = Field(description="The note key sealed to the caller's X25519 key (base64)")
+    recipient_public_key: str = Field(description="The X25519 public key it is sealed to (base64)")
+
+
+class NoteList(Response):
+    """The notes about one access event to the caller's data that the caller can open."""
+
+    event_id: str
+    subject: str
+    notes: list[NoteView]
+    withheld: int = Field(
+        description="Notes stored for this event but not sealed to this credential"
+    )
+
+
+def ledger_notes(event: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """``(kind, tx_id, hash)`` of every note hash a committed access event holds."""
+    found: list[tuple[str, str, str]] = []
+    justification = event.get("request", {}).get("justification_hash")
+    if isinstance(justification, str):
+        found.append((JUSTIFICATION, str(event["tx_id"]), justification))
+    review = event.get("review", {})
+    for contest in review.get("contests", []):
+        found.append((CONTEST_REASON, str(contest["contest_id"]), str(contest["reason_hash"])))
+    for outcome in review.get("outcomes", []):
+        found.append((REVIEW_NOTE, str(outcome["tx_id"]), str(outcome["note_hash"])))
+    return found
+
+
+async def subject_notes(
+    queries: QueryService, stores: StoreRegistry, caller: Identity, event_id: str, *, now: datetime
+) -> NoteList:
+    """The notes about access event ``event_id`` of the calling citizen, sealed to them.
+
+    Who may ask is decided by :meth:`QueryService.my_access_event` (a bound
+    citizen, about their own subject). Then: ``404 note_not_found`` when no
+    text of the event's note hashes is stored, ``409
+    encryption_key_not_registered`` when the caller has no X25519 key on the
+    ledger, ``409 note_not_sealed_to_caller`` when none of the stored notes
+    was sealed to this credential (bound or keyed after they were stored).
+    """
+    event = await queries.my_access_event(caller, event_id, now=now)
+    return await asyncio.to_thread(_open_notes, queries, stores, caller, event)
+
+
+def _open_notes(
+    queries: QueryService, stores: StoreRegistry, caller: Identity, event: Mapping[str, Any]
+) -> NoteList:
+    event_id = str(event["event_id"])
+    if not stores.knows(NOTES_ORG):
+        raise NotFound(f"no note is stored for access event {event_id}", code="note_not_found")
+    store = stores.store(NOTES_ORG)
+    fingerprint = certificate_fingerprint(caller.certificate)
+    notes: list[NoteView] = []
+    stored = 0
+    for kind, tx_id, note_hash in ledger_notes(event):
+        record_id = note_id(kind, tx_id)
+        try:
+            entry = store.get_tier_key(record_id=record_id, version=1, tier=NOTE_TIER)
+        except (TierKeyNotFoundError, RecordErasedError):
+            continue  # no text was given with the transaction, or it was erased
+        stored += 1
+        copies = [
+            copy
+            for copy in store.list_recipient_keys(record_id=record_id, msp_id=caller.msp_id)
+            if copy.cert_fingerprint == fingerprint
+        ]
+        if not copies:
+            continue
+        [copy] = copies
+        notes.append(
+            NoteView(
+                kind=PUBLIC_KINDS[kind],
+                tx_id=tx_id,
+                note_hash=note_hash,
+                content_address=entry.address,
+                ciphertext=_b64(store.get_blob(entry.address)),
+                sealed_key=_b64(copy.sealed_key),
+                recipient_public_key=_b64(copy.public_key),
+            )
+        )
+    if stored == 0:
+        raise NotFound(f"no note is stored for access event {event_id}", code="note_not_found")
+    if not notes:
+        if queries.caller_key(caller) is None:
+            raise Conflict(
+                "this credential has no X25519 key registered on the ledger, so no note"
+                " key was sealed to it; register one (RegisterEncryptionKey)",
+                code="encryption_key_not_registered",
+            )
+        raise Conflict(
+            f"the {stored} note(s) of access event {event_id} were stored before this"
+            " credential was bound or registered its X25519 key; they are not sealed to it",
+            code="note_not_sealed_to_caller",
+        )
+    return NoteList(
+        event_id=event_id, subject=str(event["subject"]), notes=notes, withheld=stored - len(notes)
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

@@ -8,6 +8,15 @@ paging and presentation, never permissions. The one decision taken outside a
 chaincode function -- who may stream raw blocks -- is the anchored Cedar
 policy's ``read_events`` on every department, asked through the contract's
 own :func:`chaincode.authz.may_read_events`.
+
+Notes (off-chain free text) are sealed to the subject's citizens too, so
+the gateway must find, from committed state alone, the credentials bound to
+a pseudonym. The ledger keeps ``citizen <msp_id> <fingerprint> -> subject``
+and no reverse index, so :meth:`QueryService.subject_key_holders` scans the
+``citizen`` range read-only, in pages, and stops after
+:data:`CITIZEN_SCAN_LIMIT` bindings (logging it): linear in the number of
+registered citizens, paid only when a note is stored. A deployment with
+more citizens than that needs a chaincode index by subject.
 """
 
 from __future__ import annotations
@@ -15,7 +24,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -23,7 +34,7 @@ from chaincode import LedgerConfig
 from chaincode.authz import may_read_events
 from chaincode.caller import certificate_fingerprint, identify
 from chaincode.codec import format_time
-from chaincode.ledger import CITIZEN, CONFIG_KEY
+from chaincode.ledger import ACCESS, CITIZEN, CONFIG_KEY, ENC_KEY
 from crypto.errors import AccessLedgerError
 from crypto.identity import Identity
 from gateway.errors import Forbidden, GatewayError, RequestInvalid
@@ -35,13 +46,29 @@ from gateway.schemas import (
     RecordAccessView,
     ReviewView,
 )
-from gateway.service.ledger import LedgerClient
+from gateway.service.ledger import LedgerClient, composite_key
 from gateway.service.policy import PolicyCache
 from policies.requests import ALL_DEPARTMENTS
 
 _FETCH_MAX: Final = 1000
 _FETCH_MIN: Final = 20
 _PAGES_MAX: Final = 20
+#: How many citizen bindings a subject's key look-up reads at most (module docstring).
+CITIZEN_SCAN_LIMIT: Final = 200_000
+_SCAN_PAGE: Final = 1000
+#: The highest code point: the end of a composite-key prefix range, as Fabric's shim uses.
+_MAX_RUNE: Final = "\U0010ffff"
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KeyHolder:
+    """An identity with an X25519 key registered on the ledger (``RegisterEncryptionKey``)."""
+
+    msp_id: str
+    cert_fingerprint: str
+    public_key: bytes
 
 
 def parse_moment(value: str | None, name: str) -> str | None:
@@ -139,6 +166,82 @@ class QueryService:
                 code="citizen_not_registered",
             )
         return str(binding["subject"])
+
+    def encryption_key(self, msp_id: str, cert_fingerprint: str) -> KeyHolder | None:
+        """The X25519 key committed for one identity, or ``None`` if it registered none."""
+        entry = self.ledger.state_json(ENC_KEY, msp_id, cert_fingerprint)
+        if entry is None:
+            return None
+        try:
+            public_key = base64.b64decode(str(entry["public_key"]), validate=True)
+        except (KeyError, ValueError, binascii.Error):
+            logger.warning("the registered key of %s/%s is unreadable", msp_id, cert_fingerprint)
+            return None
+        return KeyHolder(msp_id, cert_fingerprint, public_key)
+
+    def caller_key(self, caller: Identity) -> KeyHolder | None:
+        """The caller's committed X25519 key, or ``None``."""
+        return self.encryption_key(caller.msp_id, certificate_fingerprint(caller.certificate))
+
+    def subject_credentials(self, subject: str) -> list[tuple[str, str]]:
+        """``(msp_id, fingerprint)`` of every citizen credential committed as bound to ``subject``.
+
+        A bounded, read-only scan of the ``citizen`` range (module docstring).
+        """
+        prefix = composite_key(CITIZEN)
+        start, end = prefix, prefix + _MAX_RUNE
+        found: list[tuple[str, str]] = []
+        scanned = 0
+        store, namespace = self.ledger.network.store, self.ledger.chaincode
+        while True:
+            want = min(_SCAN_PAGE, CITIZEN_SCAN_LIMIT - scanned)
+            with store.snapshot() as view:
+                page = view.get_state_range(namespace, start, end, limit=want + 1)
+            for row in page[:want]:
+                binding = json.loads(row.value)
+                if isinstance(binding, dict) and binding.get("subject") == subject:
+                    found.append((str(binding["msp_id"]), str(binding["cert_fingerprint"])))
+            if len(page) <= want:
+                return found
+            scanned += want
+            if scanned >= CITIZEN_SCAN_LIMIT:
+                break
+            start = page[want].key
+        logger.warning(
+            "stopped looking for the credentials of a subject after %d citizen bindings;"
+            " notes are sealed only to those found",
+            CITIZEN_SCAN_LIMIT,
+        )
+        return found
+
+    def subject_key_holders(self, subject: str) -> list[KeyHolder]:
+        """The committed X25519 keys of the citizen credentials bound to ``subject``."""
+        holders = (self.encryption_key(msp, fp) for msp, fp in self.subject_credentials(subject))
+        return [holder for holder in holders if holder is not None]
+
+    def event_subject(self, event_id: str) -> str | None:
+        """The subject pseudonym of a committed access event, or ``None``."""
+        event = self.ledger.state_json(ACCESS, event_id)
+        return None if event is None else str(event["subject"])
+
+    async def my_access_event(
+        self, caller: Identity, event_id: str, *, now: datetime
+    ) -> dict[str, Any]:
+        """One access event about the calling citizen's own subject.
+
+        Refuses a caller that is not a bound citizen (``403
+        citizen_not_registered``); the chaincode's ``GetAccessEvent``, run as
+        the caller, answers ``404`` alike for an event that does not exist and
+        one about somebody else.
+        """
+        subject = self.citizen_subject(caller)
+        event = await self.ledger.query(caller, "GetAccessEvent", {"event_id": event_id}, now=now)
+        if event.get("subject") != subject:
+            # The contract already refused this; never serve another subject's event anyway.
+            raise GatewayError(
+                f"no access event {event_id} about this subject", code="not_found", status=404
+            )
+        return event
 
     async def my_accesses(
         self,

@@ -1,16 +1,13 @@
 """Off-chain stores: per-department ciphertexts and custodian-sealed tier keys.
 
-See :mod:`gateway.store.crud` for the storage functions and
+See :mod:`gateway.store.crud` and :mod:`gateway.store.keycopies` for the storage functions and
 :mod:`gateway.store.engine` for opening a department's store.
 """
 
 from gateway.store.crud import (
     Erasure,
-    Resealed,
-    ScanPosition,
     TierKeyEntry,
     check_address,
-    count_tier_keys_not_sealed_to,
     erase_record,
     get_blob,
     get_erasure,
@@ -19,8 +16,6 @@ from gateway.store.crud import (
     list_tier_keys,
     put_blob,
     put_tier_key,
-    replace_sealed_keys,
-    tier_keys_not_sealed_to,
     verify_blob,
     verify_blobs,
 )
@@ -44,6 +39,16 @@ from gateway.store.errors import (
     TierKeyConflictError,
     TierKeyNotFoundError,
 )
+from gateway.store.keycopies import (
+    RecipientKeyEntry,
+    Resealed,
+    ScanPosition,
+    count_tier_keys_not_sealed_to,
+    list_recipient_keys,
+    put_recipient_key,
+    replace_sealed_keys,
+    tier_keys_not_sealed_to,
+)
 
 __all__ = [
     "BlobCorruptedError",
@@ -53,6 +58,7 @@ __all__ = [
     "Erasure",
     "InvalidAddressError",
     "InvalidTierKeyError",
+    "RecipientKeyEntry",
     "RecordErasedError",
     "RecordNotFoundError",
     "Resealed",
@@ -73,8 +79,10 @@ __all__ = [
     "get_erasure",
     "get_tier_key",
     "list_addresses",
+    "list_recipient_keys",
     "list_tier_keys",
     "put_blob",
+    "put_recipient_key",
     "put_tier_key",
     "replace_sealed_keys",
     "tier_keys_not_sealed_to",

@@ -17,9 +17,8 @@ Rules the functions enforce, whichever database is underneath:
 * erasure destroys a record's tier keys and the ciphertexts only it uses and
   leaves a tombstone; afterwards every read of that record, and any attempt
   to store its ciphertext again, fails with ``record_erased``;
-* re-sealing (custodian key rotation) replaces a sealed key only if the row
-  still holds exactly the sealed key that was read, so a row erased or
-  re-sealed meanwhile is left alone and an erased record never comes back.
+* recipients' copies of tier keys and custodian key rotation are in
+  :mod:`gateway.store.keycopies`.
 """
 
 from __future__ import annotations
@@ -27,12 +26,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, tuple_, update
+from sqlalchemy import bindparam, delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -54,6 +51,7 @@ from gateway.store.models import (
     MAX_ACTOR_LENGTH,
     MAX_RECORD_ID_LENGTH,
     ErasedBlob,
+    RecipientTierKey,
     SealedTierKey,
     StoredBlob,
     Tombstone,
@@ -81,18 +79,6 @@ class TierKeyEntry:
 
 
 @dataclass(frozen=True)
-class Resealed:
-    """One row's replacement: the sealed key that was read and what replaces it."""
-
-    record_id: str
-    version: int
-    tier: str
-    old_sealed_key: bytes = field(repr=False)
-    new_sealed_key: bytes = field(repr=False)
-    key_id: str
-
-
-@dataclass(frozen=True)
 class Erasure:
     """The tombstone of an erased record."""
 
@@ -112,7 +98,7 @@ def check_address(address: object) -> str:
     return address
 
 
-def _check_record_id(record_id: object) -> str:
+def check_record_id(record_id: object) -> str:
     if not isinstance(record_id, str) or not record_id or len(record_id) > MAX_RECORD_ID_LENGTH:
         raise StoreError(
             f"record id must be a non-empty string of at most {MAX_RECORD_ID_LENGTH} characters",
@@ -130,13 +116,13 @@ def _tombstone(session: Session, record_id: str) -> Tombstone | None:
     return session.get(Tombstone, record_id, populate_existing=True)
 
 
-def _refuse_if_erased(session: Session, record_id: str) -> None:
+def refuse_if_erased(session: Session, record_id: str) -> None:
     stone = _tombstone(session, record_id)
     if stone is not None:
         raise RecordErasedError(record_id, erased_at=_utc(stone.erased_at))
 
 
-def _same_bytes(a: bytes, b: bytes) -> bool:
+def same_bytes(a: bytes, b: bytes) -> bool:
     return hmac.compare_digest(a, b)
 
 
@@ -177,7 +163,7 @@ def _existing_blob_matches(session: Session, address: str, data: bytes) -> bool:
     existing = session.get(StoredBlob, address, populate_existing=True)
     if existing is None:
         return False
-    if not _same_bytes(existing.data, data):
+    if not same_bytes(existing.data, data):
         # Same address, different bytes: the stored copy was altered (SHA-256 holds).
         raise BlobCorruptedError([address])
     return True
@@ -273,7 +259,7 @@ def list_addresses(*, session: Session, record_id: str | None = None) -> list[st
         return list(
             session.exec(select(StoredBlob.address).order_by(col(StoredBlob.address))).all()
         )
-    _check_record_id(record_id)
+    check_record_id(record_id)
     statement = (
         select(SealedTierKey.address)
         .where(SealedTierKey.record_id == record_id)
@@ -286,10 +272,10 @@ def list_addresses(*, session: Session, record_id: str | None = None) -> list[st
 # ----------------------------------------------------------------------- tier keys
 
 
-def _check_tier_key_input(
+def check_tier_key_input(
     record_id: str, version: int, tier: str, sealed_key: bytes, size: int
 ) -> None:
-    _check_record_id(record_id)
+    check_record_id(record_id)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise InvalidTierKeyError(f"version must be a positive integer, got {version!r}")
     if tier not in TIERS:
@@ -308,7 +294,7 @@ def _check_tier_key_input(
         raise InvalidTierKeyError(f"size must be a non-negative integer, got {size!r}")
 
 
-def _entry(row: SealedTierKey) -> TierKeyEntry:
+def tier_key_entry(row: SealedTierKey) -> TierKeyEntry:
     return TierKeyEntry(
         record_id=row.record_id,
         version=row.version,
@@ -320,7 +306,7 @@ def _entry(row: SealedTierKey) -> TierKeyEntry:
     )
 
 
-def _check_key_id(key_id: object) -> str | None:
+def check_key_id(key_id: object) -> str | None:
     if key_id is not None and (not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id)):
         raise InvalidTierKeyError(
             f"key id must be {KEY_ID_LENGTH} lowercase hex characters, got {key_id!r}"
@@ -348,10 +334,10 @@ def put_tier_key(
     same ``(record_id, version, tier)`` raises ``tier_key_conflict`` (versions
     are immutable: amend with a new version).
     """
-    _check_tier_key_input(record_id, version, tier, sealed_key, size)
-    _check_key_id(key_id)
+    check_tier_key_input(record_id, version, tier, sealed_key, size)
+    check_key_id(key_id)
     check_address(address)
-    _refuse_if_erased(session, record_id)
+    refuse_if_erased(session, record_id)
     blob = session.get(StoredBlob, address, populate_existing=True)
     if blob is None:
         raise BlobNotFoundError(address)
@@ -360,7 +346,7 @@ def put_tier_key(
             f"ciphertext {address} is {blob.size} bytes, not the {size} the tier key claims"
         )
     wanted = TierKeyEntry(record_id, version, tier, sealed_key, address, size, key_id)
-    existing = _existing_key(session, record_id, version, tier)
+    existing = existing_tier_key(session, record_id, version, tier)
     if existing is not None:
         return _same_entry_or_conflict(existing, wanted)
     session.add(
@@ -378,23 +364,25 @@ def put_tier_key(
         session.commit()
     except IntegrityError:
         session.rollback()
-        existing = _existing_key(session, record_id, version, tier)
+        existing = existing_tier_key(session, record_id, version, tier)
         if existing is None:  # pragma: no cover - the row vanished again
             raise
         return _same_entry_or_conflict(existing, wanted)
     return wanted
 
 
-def _existing_key(session: Session, record_id: str, version: int, tier: str) -> TierKeyEntry | None:
+def existing_tier_key(
+    session: Session, record_id: str, version: int, tier: str
+) -> TierKeyEntry | None:
     row = session.get(SealedTierKey, (record_id, version, tier), populate_existing=True)
-    return None if row is None else _entry(row)
+    return None if row is None else tier_key_entry(row)
 
 
 def _same_entry_or_conflict(existing: TierKeyEntry, wanted: TierKeyEntry) -> TierKeyEntry:
     if (
         existing.address == wanted.address
         and existing.size == wanted.size
-        and _same_bytes(existing.sealed_key, wanted.sealed_key)
+        and same_bytes(existing.sealed_key, wanted.sealed_key)
     ):
         return existing
     raise TierKeyConflictError(
@@ -409,14 +397,14 @@ def get_tier_key(*, session: Session, record_id: str, version: int, tier: str) -
     Raises ``record_erased`` after erasure and ``tier_key_not_found`` when the
     store never held that key.
     """
-    _check_record_id(record_id)
+    check_record_id(record_id)
     # Erasure deletes the keys and writes the tombstone in one transaction, so
     # a found key joined to no tombstone is live: one query on the hit path.
     found = session.exec(
         _TIER_KEY, params={"record_id": record_id, "version": version, "tier": tier}
     ).first()
     if found is None:
-        _refuse_if_erased(session, record_id)
+        refuse_if_erased(session, record_id)
         raise TierKeyNotFoundError(
             f"no sealed key for record {record_id} version {version} tier {tier}"
         )
@@ -430,86 +418,15 @@ def list_tier_keys(
     *, session: Session, record_id: str, version: int | None = None
 ) -> list[TierKeyEntry]:
     """Sealed tier keys of a record (one version, or all), by version then tier."""
-    _check_record_id(record_id)
-    _refuse_if_erased(session, record_id)
+    check_record_id(record_id)
+    refuse_if_erased(session, record_id)
     statement = select(SealedTierKey).where(SealedTierKey.record_id == record_id)
     if version is not None:
         statement = statement.where(SealedTierKey.version == version)
     rows = session.exec(
         statement.order_by(col(SealedTierKey.version), col(SealedTierKey.tier))
     ).all()
-    return [_entry(row) for row in rows]
-
-
-# ------------------------------------------------------------------------ re-sealing
-
-#: Where a scan of the tier keys resumes: the primary key of the last row seen.
-ScanPosition = tuple[str, int, str]
-
-
-def _not_sealed_to(key_id: str) -> Any:
-    column = col(SealedTierKey.key_id)
-    return or_(column.is_(None), column != key_id)
-
-
-def tier_keys_not_sealed_to(
-    *, session: Session, key_id: str, after: ScanPosition | None = None, limit: int = 100
-) -> list[TierKeyEntry]:
-    """Up to ``limit`` tier keys whose recorded key id is not ``key_id`` (or is unknown).
-
-    Rows come in primary-key order strictly after ``after``, so a caller pages
-    through the store even when some rows cannot be re-sealed.
-    """
-    _check_key_id(key_id)
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise StoreError(f"limit must be a positive integer, got {limit!r}", code="invalid_limit")
-    statement = select(SealedTierKey).where(_not_sealed_to(key_id))
-    if after is not None:
-        statement = statement.where(
-            tuple_(
-                col(SealedTierKey.record_id), col(SealedTierKey.version), col(SealedTierKey.tier)
-            )
-            > tuple_(*after)
-        )
-    rows = session.exec(
-        statement.order_by(
-            col(SealedTierKey.record_id), col(SealedTierKey.version), col(SealedTierKey.tier)
-        ).limit(limit)
-    ).all()
-    return [_entry(row) for row in rows]
-
-
-def count_tier_keys_not_sealed_to(*, session: Session, key_id: str) -> int:
-    """How many stored tier keys are not recorded as sealed to ``key_id``."""
-    _check_key_id(key_id)
-    statement = select(func.count()).select_from(SealedTierKey).where(_not_sealed_to(key_id))
-    return int(session.exec(statement).one())
-
-
-def replace_sealed_keys(*, session: Session, replacements: Sequence[Resealed]) -> int:
-    """Swap in re-sealed keys, all in one transaction; return how many rows changed.
-
-    Each row is updated only if it still holds ``old_sealed_key`` (a
-    compare-and-swap): a row erased, or re-sealed by another run, since it was
-    read is skipped, never resurrected or overwritten.
-    """
-    changed = 0
-    for item in replacements:
-        _check_key_id(item.key_id)
-        _check_tier_key_input(item.record_id, item.version, item.tier, item.new_sealed_key, 0)
-        result = session.exec(
-            update(SealedTierKey)
-            .where(
-                col(SealedTierKey.record_id) == item.record_id,
-                col(SealedTierKey.version) == item.version,
-                col(SealedTierKey.tier) == item.tier,
-                col(SealedTierKey.sealed_key) == item.old_sealed_key,
-            )
-            .values(sealed_key=item.new_sealed_key, key_id=item.key_id)
-        )
-        changed += int(result.rowcount)
-    session.commit()
-    return changed
+    return [tier_key_entry(row) for row in rows]
 
 
 # ------------------------------------------------------------------------- erasure
@@ -517,7 +434,7 @@ def replace_sealed_keys(*, session: Session, replacements: Sequence[Resealed]) -
 
 def get_erasure(*, session: Session, record_id: str) -> Erasure | None:
     """The tombstone of ``record_id``, or ``None`` if it was never erased."""
-    _check_record_id(record_id)
+    check_record_id(record_id)
     stone = _tombstone(session, record_id)
     return None if stone is None else _erasure(stone)
 
@@ -542,7 +459,7 @@ def erase_record(*, session: Session, record_id: str, erased_by: str, now: datet
     never held raises ``record_not_found``. The ledger keeps the record's
     hashes and access history: accountability outlives the payload.
     """
-    _check_record_id(record_id)
+    check_record_id(record_id)
     if not isinstance(erased_by, str) or not erased_by or len(erased_by) > MAX_ACTOR_LENGTH:
         raise StoreError("erased_by must name who erased the record", code="invalid_actor")
     if now.tzinfo is None:
@@ -563,6 +480,7 @@ def erase_record(*, session: Session, record_id: str, erased_by: str, now: datet
     )
     doomed = [address for address in addresses if address not in shared]
     session.exec(delete(SealedTierKey).where(col(SealedTierKey.record_id) == record_id))
+    session.exec(delete(RecipientTierKey).where(col(RecipientTierKey.record_id) == record_id))
     if doomed:
         session.exec(delete(StoredBlob).where(col(StoredBlob.address).in_(doomed)))
         for address in doomed:

@@ -38,9 +38,10 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
 
-from gateway.store import crud
-from gateway.store.crud import Erasure, Resealed, ScanPosition, TierKeyEntry
+from gateway.store import crud, keycopies
+from gateway.store.crud import Erasure, TierKeyEntry
 from gateway.store.errors import StoreConfigError
+from gateway.store.keycopies import RecipientKeyEntry, Resealed, ScanPosition
 from gateway.store.models import KEY_ID_LENGTH, store_registry
 
 #: Where default SQLite stores live, relative to the home.
@@ -133,8 +134,10 @@ def create_store_engine(url: str | URL, *, schema: str | None = None) -> Engine:
 def _migrate(engine: Engine, schema: str | None) -> None:
     """Bring a store created by an earlier release up to the current tables.
 
-    ``create_all`` creates missing tables but never alters existing ones. The
-    one change so far: ``tier_key.key_id`` (which custodian key a row is
+    ``create_all`` creates missing tables but never alters existing ones, so
+    a new table (``recipient_key``, the recipient copies of note keys) needs
+    nothing here: an older store gets it, empty, from ``create_all``. The one
+    altered table so far: ``tier_key.key_id`` (which custodian key a row is
     sealed to), added as a nullable column -- ``NULL`` means "written before
     key ids were recorded", which the custodian resolves by trying its keys
     (:mod:`gateway.custodian_keys`) -- plus its index. Safe to run
@@ -239,21 +242,35 @@ class DepartmentStore:
     def tier_keys_not_sealed_to(
         self, key_id: str, *, after: ScanPosition | None = None, limit: int = 100
     ) -> list[TierKeyEntry]:
-        """See :func:`gateway.store.crud.tier_keys_not_sealed_to`."""
+        """See :func:`gateway.store.keycopies.tier_keys_not_sealed_to`."""
         with self.session() as session:
-            return crud.tier_keys_not_sealed_to(
+            return keycopies.tier_keys_not_sealed_to(
                 session=session, key_id=key_id, after=after, limit=limit
             )
 
     def count_tier_keys_not_sealed_to(self, key_id: str) -> int:
-        """See :func:`gateway.store.crud.count_tier_keys_not_sealed_to`."""
+        """See :func:`gateway.store.keycopies.count_tier_keys_not_sealed_to`."""
         with self.session() as session:
-            return crud.count_tier_keys_not_sealed_to(session=session, key_id=key_id)
+            return keycopies.count_tier_keys_not_sealed_to(session=session, key_id=key_id)
 
     def replace_sealed_keys(self, replacements: Sequence[Resealed]) -> int:
-        """See :func:`gateway.store.crud.replace_sealed_keys` (one transaction)."""
+        """See :func:`gateway.store.keycopies.replace_sealed_keys` (one transaction)."""
         with self.session() as session:
-            return crud.replace_sealed_keys(session=session, replacements=replacements)
+            return keycopies.replace_sealed_keys(session=session, replacements=replacements)
+
+    def put_recipient_key(self, entry: RecipientKeyEntry) -> RecipientKeyEntry:
+        """See :func:`gateway.store.keycopies.put_recipient_key`."""
+        with self.session() as session:
+            return keycopies.put_recipient_key(session=session, entry=entry)
+
+    def list_recipient_keys(
+        self, *, record_id: str, msp_id: str | None = None
+    ) -> list[RecipientKeyEntry]:
+        """See :func:`gateway.store.keycopies.list_recipient_keys`."""
+        with self.session() as session:
+            return keycopies.list_recipient_keys(
+                session=session, record_id=record_id, msp_id=msp_id
+            )
 
     def get_tier_key(self, *, record_id: str, version: int, tier: str) -> TierKeyEntry:
         """See :func:`gateway.store.crud.get_tier_key`."""

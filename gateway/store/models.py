@@ -12,6 +12,12 @@ their destruction:
     it opens and the id of the custodian key it is sealed to (``key_id``;
     ``NULL`` on rows written before key ids were recorded, see
     :mod:`gateway.custodian_keys`). An unsealed key is refused on the way in.
+``recipient_key``
+    the same tier key sealed, beside the custodian's copy, to one more
+    identity's registered X25519 key, keyed by the tier key plus the
+    recipient's MSP ID and certificate fingerprint. Used for off-chain notes,
+    which the note's subject may read (:mod:`gateway.service.notes`); never
+    re-sealed by a custodian key rotation, destroyed with its record.
 ``tombstone`` / ``erased_blob``
     what crypto-shredding leaves behind: who erased which record when, and
     which addresses belonged to it, so a later read says "erased" instead of
@@ -39,6 +45,10 @@ MAX_RECORD_ID_LENGTH = 256
 MAX_ACTOR_LENGTH = 256
 #: Length of a custodian key id (short hex SHA-256 of the custodian public key).
 KEY_ID_LENGTH = 16
+#: Longest MSP ID of a recipient (organisation names are at most 64 characters).
+MAX_MSP_ID_LENGTH = 64
+#: Length of a certificate fingerprint (hex SHA-256 of the DER certificate).
+FINGERPRINT_LENGTH = 64
 
 store_registry = registry()
 
@@ -74,6 +84,21 @@ class SealedTierKey(StoreModel, table=True):
     size: int = Field(nullable=False)
     #: Which custodian key ``sealed_key`` is sealed to; ``None``: written before key ids.
     key_id: str | None = Field(default=None, sa_type=String(KEY_ID_LENGTH), nullable=True)
+
+
+class RecipientTierKey(StoreModel, table=True):
+    """A stored tier key sealed to one more recipient (an identity's X25519 key)."""
+
+    __tablename__ = "recipient_key"
+
+    record_id: str = Field(sa_type=String(MAX_RECORD_ID_LENGTH), primary_key=True)
+    version: int = Field(primary_key=True)
+    tier: str = Field(sa_type=String(2), primary_key=True)
+    msp_id: str = Field(sa_type=String(MAX_MSP_ID_LENGTH), primary_key=True)
+    cert_fingerprint: str = Field(sa_type=String(FINGERPRINT_LENGTH), primary_key=True)
+    #: The X25519 public key ``sealed_key`` is sealed to (as registered when sealed).
+    public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    sealed_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class Tombstone(StoreModel, table=True):

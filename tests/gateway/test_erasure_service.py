@@ -1,0 +1,186 @@
+"""Erasure in-process: reconciling after a crash, and audit replay against a lying chaincode.
+
+The gateway stops between the EraseRecord commit and the shred (simulated by
+committing EraseRecord through the service's two legs without the route's
+commit watch); the next start's reconcile finds the record erased on the
+ledger with its tier keys still stored, and destroys them -- once.
+
+Then the peers run a modified contract (the attacker controls the endorsers):
+it lets another department's registrar erase, and grants a record that was
+erased. Every signature on that ledger is valid; audit replay re-checks the
+erasure's authorisation and the decision from the blocks alone and names both.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from audit.findings import FindingKind
+from chaincode import access as chaincode_access
+from chaincode import authz as chaincode_authz
+from crypto.consortium import Consortium
+from crypto.identity import Identity
+from gateway.errors import GatewayError
+from gateway.schemas import RecordInput
+from gateway.service.core import GatewayService
+from gateway.service.erasure import (
+    ledger_erasure,
+    ledger_erasures,
+    reconcile_erasures,
+    shred,
+)
+from gateway.service.records import Draft
+from gateway.service.transactions import build_signed_proposal, sign_transaction
+from gateway.settings import GatewaySettings
+from gateway.store import RecordErasedError
+from tests.audit.conftest import replay
+from tests.gateway.test_app_support import (
+    ShiftedClock,
+    SignedClient,
+    copy_home,
+    identity_number,
+    residence_permit,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+REGISTRAR = "registrar.publicsecurity.sz1"
+OFFICER = "officer.education.sz1"
+
+
+@dataclass
+class World:
+    service: GatewayService
+    consortium: Consortium
+
+
+async def _submit(
+    service: GatewayService, identity: Identity, function: str, argument: dict[str, Any]
+) -> str:
+    raw = build_signed_proposal(
+        identity,
+        channel=service.ledger.channel,
+        chaincode=service.ledger.chaincode,
+        function=function,
+        argument=argument,
+        now=service.now(),
+    )
+    prepared = await service.propose(identity, base64.b64encode(raw).decode(), {function})
+    signature = sign_transaction(identity, base64.b64decode(prepared.transaction))
+    committed = await service.commit(identity, prepared.tx_id, base64.b64encode(signature).decode())
+    return committed.tx_id
+
+
+async def _register(world: World, record_id: str, sequence: int) -> Draft:
+    registrar = world.consortium.identity(REGISTRAR)
+    number = identity_number(sequence)
+    draft = await world.service.records.draft(
+        registrar,
+        RecordInput(
+            record_type="residence_permit",
+            subject_identity_number=number,
+            fields=residence_permit(number),
+            record_id=record_id,
+        ),
+        now=world.service.now(),
+    )
+    await _submit(world.service, registrar, draft.function, draft.argument)
+    return draft
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def world(demo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    home = copy_home(demo_home, tmp_path_factory.mktemp("erasure"))
+    service = await GatewayService.start(GatewaySettings(home=home), clock=ShiftedClock())
+    try:
+        yield World(service, Consortium.load(home))
+    finally:
+        await service.aclose()
+
+
+async def test_reconcile_shreds_what_a_crash_left_and_only_that(world: World) -> None:
+    service = world.service
+    store = service.stores.store("PublicSecurity")
+    draft = await _register(world, "rp-crash-1", 41)
+    addresses = [str(ref["content_address"]) for ref in draft.tiers.values()]
+    await _register(world, "rp-live-1", 42)
+    assert shred(service.ledger, service.stores, "rp-crash-1") is None  # not erased on the ledger
+    assert len(store.list_tier_keys(record_id="rp-crash-1")) == 4
+
+    registrar = world.consortium.identity(REGISTRAR)
+    tx_id = await _submit(service, registrar, "EraseRecord", {"record_id": "rp-crash-1"})
+    erasure = ledger_erasure(service.ledger, "rp-crash-1")
+    assert erasure is not None
+    assert erasure.tx_id == tx_id
+    assert [e.record_id for e in ledger_erasures(service.ledger)] == ["rp-crash-1"]
+    # Committed without the route's watch: the store still holds everything.
+    assert len(store.list_tier_keys(record_id="rp-crash-1")) == 4
+
+    assert await reconcile_erasures(service.ledger, service.stores) == ["rp-crash-1"]
+    with pytest.raises(RecordErasedError):
+        store.list_tier_keys(record_id="rp-crash-1")
+    for address in addresses:
+        with pytest.raises(RecordErasedError):
+            store.get_blob(address)
+    tombstone = store.get_erasure(record_id="rp-crash-1")
+    assert tombstone is not None
+    assert tx_id in tombstone.erased_by
+    assert tombstone.erased_at == erasure.erased_at
+    assert len(store.list_tier_keys(record_id="rp-live-1")) == 4  # untouched
+
+    # Idempotent: nothing left to do; shredding again returns the same tombstone.
+    assert await reconcile_erasures(service.ledger, service.stores) == []
+    again = shred(service.ledger, service.stores, "rp-crash-1")
+    assert again is not None
+    assert again.erased_at == tombstone.erased_at
+
+
+async def test_replay_names_erasures_and_grants_a_lying_chaincode_endorsed(
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    service = world.service
+    draft = await _register(world, "rp-forged-1", 43)
+    intruder = world.consortium.identity("registrar.housing.sz1")
+    # Honest contract: refused, nothing written.
+    with pytest.raises(GatewayError) as refused:
+        await _submit(service, intruder, "EraseRecord", {"record_id": "rp-forged-1"})
+    assert (refused.value.status, refused.value.code) == (403, "not_owner_department")
+
+    monkeypatch.setattr(chaincode_authz, "require_eraser", lambda *args: None)
+    forged_erase = await _submit(service, intruder, "EraseRecord", {"record_id": "rp-forged-1"})
+    monkeypatch.setattr(chaincode_access, "is_erased", lambda record: False)
+    officer = SignedClient("http://unused", world.consortium.identity(OFFICER), ShiftedClock())
+    document = officer.access_document(
+        draft.subject, tier="T1", purpose="school_enrolment", record_ids=["rp-forged-1"]
+    )
+    # Not shredded (committed without the route's watch), so the lying grant even releases.
+    forged_grant = await _submit(service, officer.identity, "RequestAccess", document)
+    monkeypatch.undo()
+
+    export = tmp_path / "ledger.bin"
+    service.network.export(export)
+    report = replay(export, stores=service.home / "stores").report
+    assert not report.ok
+    # The lying erasure was never shredded: reported for follow-up, not as a finding.
+    assert report.extra["offchain"]["shred_pending"] == 1
+    located = {(f.tx_id, f.kind) for f in report.findings}
+    assert located == {
+        (forged_erase, FindingKind.ACCESS_EVENT),
+        (forged_grant, FindingKind.DECISION),
+    }
+    messages = [f.message for f in report.findings]
+    assert any(
+        "EraseRecord of rp-forged-1: the creator is not an identity of the owner department"
+        " PublicSecurity" in m
+        for m in messages
+    )
+    assert any(
+        "record rp-forged-1: recorded granted, but the record was erased before the request" in m
+        for m in messages
+    )
