@@ -128,6 +128,13 @@ def _problem(release: KeyRelease, facts: LedgerFacts) -> str | None:
         return f"the {release.org} custodian does not own record {release.record_id}"
     if record.content_addresses().get(release.tier) != release.content_address:
         return "the released key opens a ciphertext other than the one the ledger names"
+    if record.erasure is not None:
+        try:
+            erased_at = parse_ledger_time(record.erasure.get("erased_at"), "erased_at")
+        except EventFormatError:
+            return "concerns an erased record whose erasure time is unreadable"
+        if release.released_at >= erased_at:
+            return f"was released after the record was erased ({record.erasure.get('tx_id')})"
     if not release.released_at >= event.decided_at:
         return "was released before the access was decided"
     if not release.released_at < release.expires_at:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from gateway.client import AsyncClient, Client, ClientError, Conflict, NotFound,
 from gateway.client.flows import Flow
 from gateway.client.http import Call
 from gateway.client.models import RecordReceipt
+from gateway.service.releases import release_log_path
 from tests.gateway.client.people import new_person, record
 
 Clients = Callable[[str], Client]
@@ -230,6 +232,55 @@ def test_replay_after_erasures_is_clean_and_a_forged_tombstone_is_named(
     assert len(messages) == 1 + len(addresses)
     assert all(live.record_id in m and "no EraseRecord" in m for m in messages)
     assert not any(erased.record_id in m for m in messages)
+
+
+def test_a_key_release_after_the_erasure_is_named(
+    client: Clients, home: Path, gateway_url: str, tmp_path: Path
+) -> None:
+    """A custodian log line releasing a key of a record after its EraseRecord is a finding."""
+    receipt = _permit(client)
+    granted = client(OFFICER).request_access(
+        receipt.subject, ["residence_permit"], "T1", "school_enrolment"
+    )
+    assert [r.record_id for r in granted.granted] == [receipt.record_id]
+    client(REGISTRAR).erase_record(receipt.record_id)
+    log = release_log_path(home, "PublicSecurity")
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    genuine = [r for r in lines if r["record_id"] == receipt.record_id]
+    assert genuine  # released while the grant was live and the record not yet erased
+    stores = _copy_stores(home, tmp_path / "stores")
+    honest = tmp_path / "honest.jsonl"
+    honest.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    clean = _replay_with_log(home, gateway_url, stores, honest, tmp_path / "clean.json")
+    assert clean["findings"] == []
+
+    # Replay the same release as if the custodian had served it after the erasure.
+    late = {**genuine[0], "released_at": _ledger_now()}
+    forged = tmp_path / "forged.jsonl"
+    forged.write_text(honest.read_text() + json.dumps(late) + "\n")
+    report = _replay_with_log(home, gateway_url, stores, forged, tmp_path / "forged.json")
+    messages = [f["message"] for f in report["findings"]]
+    assert len(messages) == 1, messages
+    assert "released after the record was erased" in messages[0]
+    assert receipt.record_id in messages[0]
+
+
+def _ledger_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _replay_with_log(
+    home: Path, gateway_url: str, stores: Path, log: Path, report: Path
+) -> dict[str, Any]:
+    result = CliRunner().invoke(
+        app,
+        ["audit", "replay", "--gateway", gateway_url, "--as", "auditor.audit.sz1",
+         "--identity-home", str(home), "--workers", "0", "--stores", str(stores),
+         "--key-releases", str(log), "--report", str(report)],
+    )  # fmt: skip
+    assert result.exit_code in (0, 1), result.output
+    replayed: dict[str, Any] = json.loads(report.read_text())
+    return replayed
 
 
 async def test_async_client_erases(client: Clients, home: Path, gateway_url: str) -> None:
