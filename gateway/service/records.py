@@ -45,7 +45,7 @@ from gateway.errors import GatewayError, NotFound
 from gateway.schemas import AmendmentInput, RecordInput
 from gateway.service.ledger import LedgerClient
 from gateway.service.policy import PolicyCache
-from gateway.store import RecordErasedError, StoreError, StoreRegistry
+from gateway.store import RecordErasedError, StoreError, StoreRegistry, TierKeyEntry
 from policies.canonical import canonical_json
 from policies.errors import CatalogueValidationError, UnknownRecordTypeError
 from policies.vocabulary import TIERS
@@ -191,12 +191,13 @@ class RecordService:
         tiers: dict[str, dict[str, Any]] = {}
         try:
             with self._sealing(owner) as (custodian, key_id):
+                rows = []
                 for tier in TIERS:
                     key = generate_tier_key()
                     ad = AssociatedData(record_id, version, record_type, tier)
                     ciphertext = encrypt_tier(key, canonical_json(dict(groups[tier])), ad)
-                    address = store.put_blob(ciphertext, address=content_address(ciphertext))
-                    store.put_tier_key(
+                    address = content_address(ciphertext)
+                    entry = TierKeyEntry(
                         record_id=record_id,
                         version=version,
                         tier=tier,
@@ -205,7 +206,10 @@ class RecordService:
                         size=len(ciphertext),
                         key_id=key_id,
                     )
+                    rows.append((ciphertext, entry))
                     tiers[tier] = {"content_address": address, "size": len(ciphertext)}
+                # All tiers in one store transaction: a record is stored whole or not at all.
+                store.put_record_tiers(rows)
         except RecordErasedError as exc:
             raise GatewayError(exc.message, code="record_erased", status=410) from exc
         except StoreError as exc:

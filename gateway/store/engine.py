@@ -239,6 +239,11 @@ class DepartmentStore:
                 key_id=key_id,
             )
 
+    def put_record_tiers(self, tiers: Sequence[tuple[bytes, TierKeyEntry]]) -> list[TierKeyEntry]:
+        """See :func:`gateway.store.crud.put_record_tiers` (one transaction)."""
+        with self.session() as session:
+            return crud.put_record_tiers(session=session, tiers=tiers)
+
     def tier_keys_not_sealed_to(
         self, key_id: str, *, after: ScanPosition | None = None, limit: int = 100
     ) -> list[TierKeyEntry]:
