@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.auth import AuthenticationError, HttpRequest
 from gateway.deps import CALLER_KEY
 from gateway.errors import PROBLEM_JSON, install_error_handlers, problem_body
+from gateway.examples import add_response_examples
 from gateway.metrics import Metrics
 from gateway.routes import (
     access_requests,
@@ -314,4 +315,5 @@ def _openapi_document(app: FastAPI) -> dict[str, Any]:
                 operation["security"] = [{"httpMessageSignature": []}]
     components = document.setdefault("components", {})
     components.setdefault("securitySchemes", {})["httpMessageSignature"] = _SIGNATURE_SCHEME
+    add_response_examples(components)
     return document
