@@ -44,7 +44,7 @@ from typing import Any, Protocol
 
 from chaincode.caller import certificate_fingerprint
 from chaincode.codec import format_time
-from chaincode.ledger import ENC_KEY, RECORD_VERSION, sequence_key
+from chaincode.ledger import ENC_KEY, ERASURE, RECORD_VERSION, sequence_key
 from crypto.envelope import open_sealed_key, seal_key
 from crypto.errors import DecryptionError
 from crypto.identity import Identity
@@ -418,13 +418,26 @@ class Custodians:
         before anything is logged or returned: one bad record refuses the lot.
         """
         now = _utc(now)
-        # The officer's key and every granted record version, from one snapshot.
+        # The officer's key, every granted record version and any erasure of those records,
+        # from one snapshot: a record erased since the grant releases nothing (I2), even
+        # before its store has been shredded.
+        count = len(grant.granted)
         stored = self.ledger.states(
             [
                 composite_key(ENC_KEY, grant.officer_msp_id, grant.officer_fingerprint),
                 *(record_version_key(record) for record in grant.granted),
+                *(composite_key(ERASURE, record.record_id) for record in grant.granted),
             ]
         )
+        for record, erasure in zip(grant.granted, stored[1 + count :], strict=True):
+            if erasure is not None:
+                raise GatewayError(
+                    f"record {record.record_id} was erased after this grant",
+                    code="record_erased",
+                    status=410,
+                    tx_id=grant.tx_id,
+                )
+        stored = stored[: 1 + count]
         recipient = _registered_key(stored[0], tx_id=grant.tx_id)
         by_org: dict[str, list[ReleasedTier]] = {}
         for record, stored_record in zip(grant.granted, stored[1:], strict=True):
@@ -437,16 +450,28 @@ class Custodians:
             self.custodian(org).log.append([release_entry(t, grant, recipient, now) for t in tiers])
             for tier in tiers:
                 self.grants.add(
-                    tier.content_address, org, grant.officer_fingerprint, grant.expires_at
+                    tier.content_address,
+                    org,
+                    grant.officer_fingerprint,
+                    grant.expires_at,
+                    tier.record_id,
                 )
             released.extend(tiers)
         return recipient, released
 
     def blob(self, address: str, caller: Identity, now: datetime) -> bytes:
         """The ciphertext at ``address`` if a live release to ``caller`` covers it."""
-        org = self.grants.org_for(address, certificate_fingerprint(caller.certificate), _utc(now))
+        grant = self.grants.grant_for(
+            address, certificate_fingerprint(caller.certificate), _utc(now)
+        )
+        if self.ledger.state(composite_key(ERASURE, grant.record_id)) is not None:
+            raise GatewayError(
+                f"record {grant.record_id} was erased after this grant",
+                code="record_erased",
+                status=410,
+            )
         try:
-            return self.stores.store(org).get_blob(address)  # type: ignore[no-any-return]
+            return self.stores.store(grant.org).get_blob(address)  # type: ignore[no-any-return]
         except RecordErasedError as exc:
             raise GatewayError(exc.message, code="record_erased", status=410) from exc
         except StoreError as exc:

@@ -26,17 +26,18 @@ from crypto.errors import AccessLedgerError
 from crypto.identity import Identity
 from gateway.errors import Forbidden, GatewayError, RequestInvalid
 from gateway.service.transactions import decode_base64
-from network.engine.errors import ConfigUpdateRefusedError
+from network.engine.errors import CommitStatusError, ConfigUpdateRefusedError, EngineError
 from network.engine.network import EmbeddedNetwork
 from network.fabric.blocks import last_config_index
 from network.fabric.transactions import CONFIG_UPDATE, parse_envelope
 from policies.operator import require_admin
 
-#: HTTP status per refusal code; the rest (stale read set, malformed update) are 409.
+#: HTTP status per refusal code; the rest (a stale read set) are 409.
 _REFUSAL_STATUS = {
     "config_update_unauthorized": 403,  # a mod_policy is not satisfied by the signatures
     "config_update_refused": 403,  # the creator is not a valid channel writer
     "network_closed": 503,
+    "invalid_config_update": 422,  # a malformed update: bad input, not a conflict
 }
 
 #: A config update envelope is small (an MSP is a few kilobytes); refuse anything absurd early.
@@ -125,6 +126,17 @@ async def submit_config_update(
             code=exc.code,
             status=_REFUSAL_STATUS.get(exc.code, 409),
             tx_id=tx_id,
+        ) from exc
+    except CommitStatusError as exc:
+        raise GatewayError(
+            "the config update was ordered but its block was not committed in time",
+            code="commit_timeout",
+            status=504,
+            tx_id=tx_id,
+        ) from exc
+    except EngineError as exc:
+        raise GatewayError(
+            f"the config update failed: {exc.message}", code=exc.code, status=503, tx_id=tx_id
         ) from exc
     return ConfigUpdateCommitted(
         tx_id=committed.tx_id, block_number=committed.block_number, sequence=committed.sequence

@@ -123,6 +123,15 @@ class _BlobGrant:
     org: str
     officer_fingerprint: str
     expires_at: datetime
+    record_id: str
+
+
+@dataclass(frozen=True)
+class BlobGrant:
+    """The live grant letting an officer fetch a ciphertext: whose store, which record."""
+
+    org: str
+    record_id: str
 
 
 class GrantIndex:
@@ -132,10 +141,12 @@ class GrantIndex:
         self._by_address: dict[str, list[_BlobGrant]] = {}
         self._lock = threading.Lock()
 
-    def add(self, address: str, org: str, fingerprint: str, expires_at: datetime) -> None:
+    def add(
+        self, address: str, org: str, fingerprint: str, expires_at: datetime, record_id: str
+    ) -> None:
         with self._lock:
             grants = self._by_address.setdefault(address, [])
-            grants.append(_BlobGrant(org, fingerprint, expires_at))
+            grants.append(_BlobGrant(org, fingerprint, expires_at, record_id))
 
     def load(self, entries: Iterable[Mapping[str, Any]], *, now: datetime) -> None:
         """Re-index the releases of a log that are still live at ``now``."""
@@ -148,12 +159,13 @@ class GrantIndex:
                         str(entry["org"]),
                         str(entry["officer_fingerprint"]),
                         expires_at,
+                        str(entry["record_id"]),
                     )
             except (KeyError, AccessLedgerError):
                 continue
 
-    def org_for(self, address: str, fingerprint: str, now: datetime) -> str:
-        """The department whose store holds ``address``, if the officer holds a live grant."""
+    def grant_for(self, address: str, fingerprint: str, now: datetime) -> BlobGrant:
+        """Where ``address`` is stored and for which record, if the officer holds a live grant."""
         with self._lock:
             grants = [
                 g for g in self._by_address.get(address, ()) if g.officer_fingerprint == fingerprint
@@ -166,7 +178,7 @@ class GrantIndex:
             else:
                 self._by_address.pop(address, None)
         if live:
-            return live[0].org
+            return BlobGrant(live[0].org, live[0].record_id)
         if grants:
             raise GrantExpired("the grant covering this ciphertext has expired")
         raise GrantRequired("no live grant of the caller covers this ciphertext")

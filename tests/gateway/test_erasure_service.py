@@ -159,8 +159,12 @@ async def test_replay_names_erasures_and_grants_a_lying_chaincode_endorsed(
     document = officer.access_document(
         draft.subject, tier="T1", purpose="school_enrolment", record_ids=["rp-forged-1"]
     )
-    # Not shredded (committed without the route's watch), so the lying grant even releases.
-    forged_grant = await _submit(service, officer.identity, "RequestAccess", document)
+    # The lying grant commits, but the custodian reads the erasure on the ledger and
+    # releases nothing, although the store was not shredded (no route watched the commit).
+    with pytest.raises(GatewayError) as withheld:
+        await _submit(service, officer.identity, "RequestAccess", document)
+    assert (withheld.value.status, withheld.value.code) == (410, "record_erased")
+    forged_grant = str(withheld.value.extensions["tx_id"])
     monkeypatch.undo()
 
     export = tmp_path / "ledger.bin"
@@ -184,3 +188,35 @@ async def test_replay_names_erasures_and_grants_a_lying_chaincode_endorsed(
         "record rp-forged-1: recorded granted, but the record was erased before the request" in m
         for m in messages
     )
+
+
+async def test_a_grant_from_before_the_erasure_releases_nothing_even_before_the_shred(
+    world: World,
+) -> None:
+    """I2: the custodian reads the erasure from the ledger, not only from its store."""
+    service = world.service
+    draft = await _register(world, "rp-erase-before-shred", 61)
+    officer = SignedClient("http://unused", world.consortium.identity(OFFICER), ShiftedClock())
+    document = officer.access_document(
+        draft.subject, tier="T1", purpose="school_enrolment", record_ids=[draft.record_id]
+    )
+    grant = await _submit(service, officer.identity, "RequestAccess", document)
+    first = await service.access(officer.identity, grant)
+    [released] = [r for r in first.grants if r.tiers]
+    address = released.tiers[0].content_address
+    assert service.blob(officer.identity, address)  # fetchable under the live grant
+    # EraseRecord committed through the generic service path: nothing shreds the store here.
+    registrar = world.consortium.identity(REGISTRAR)
+    await _submit(service, registrar, "EraseRecord", {"record_id": draft.record_id})
+    assert _store_keys(service, draft.record_id) > 0  # the store still holds the keys
+
+    with pytest.raises(GatewayError) as refused:
+        await service.access(officer.identity, grant)
+    assert (refused.value.status, refused.value.code) == (410, "record_erased")
+    with pytest.raises(GatewayError) as gone:
+        service.blob(officer.identity, address)
+    assert (gone.value.status, gone.value.code) == (410, "record_erased")
+
+
+def _store_keys(service: GatewayService, record_id: str) -> int:
+    return len(service.stores.store("PublicSecurity").list_tier_keys(record_id=record_id))
