@@ -189,6 +189,8 @@ class AccessLedgerAudit:
     events: dict[str, AccessEvent] = field(default_factory=dict)
     #: Committed erasure documents by record id.
     erasures: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Block of each committed erasure, by record id (key releases are checked against it).
+    erasure_blocks: dict[str, int] = field(default_factory=dict)
     #: Registered encryption keys per ``(msp_id, cert_fingerprint)``, oldest first.
     keys: dict[tuple[str, str], list[EncryptionKey]] = field(default_factory=dict)
     stats: AccessStats = field(default_factory=AccessStats)
@@ -248,6 +250,8 @@ class AccessLedgerAudit:
             self._add_department(tx, argument, by_type, report)
         elif function == ERASE_FUNCTION:
             self._erase(result, tx, argument, by_type, report)
+            if isinstance(argument, Mapping) and str(argument.get("record_id")) in self.erasures:
+                self.erasure_blocks.setdefault(str(argument["record_id"]), number)
         for attributes, w in by_type.get(RECORD, []) if function != ERASE_FUNCTION else []:
             record = _json(w.value)
             if isinstance(record, Mapping) and attributes:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -59,6 +59,8 @@ class KeyRelease:
     officer_msp_id: str
     officer_fingerprint: str
     recipient_key_sha256: str
+    #: Height of the committed state the custodian checked (absent in older logs).
+    ledger_height: int | None = None
 
     @classmethod
     def from_dict(cls, data: Any, line: int) -> KeyRelease:
@@ -70,12 +72,16 @@ class KeyRelease:
         numbers = {n: data.get(n) for n in ("block_number", "version")}
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in numbers.values()):
             raise EventFormatError("block_number and version must be integers")
+        height = data.get("ledger_height")
+        if height is not None and (not isinstance(height, int) or isinstance(height, bool)):
+            raise EventFormatError("ledger_height must be an integer")
         return cls(
             line=line,
             released_at=parse_ledger_time(data.get("released_at"), "released_at"),
             expires_at=parse_ledger_time(data.get("expires_at"), "expires_at"),
             block_number=int(data["block_number"]),
             version=int(data["version"]),
+            ledger_height=height,
             **{n: str(data[n]) for n in _TEXT_FIELDS},
         )
 
@@ -102,6 +108,8 @@ class LedgerFacts:
     events: Mapping[str, AccessEvent]
     records: Mapping[tuple[str, int], RecordVersion]
     keys: Mapping[tuple[str, str], list[EncryptionKey]]
+    #: Block of each committed ``EraseRecord``, by record id.
+    erasure_blocks: Mapping[str, int] = field(default_factory=dict)
 
 
 def _problem(release: KeyRelease, facts: LedgerFacts) -> str | None:
@@ -128,13 +136,9 @@ def _problem(release: KeyRelease, facts: LedgerFacts) -> str | None:
         return f"the {release.org} custodian does not own record {release.record_id}"
     if record.content_addresses().get(release.tier) != release.content_address:
         return "the released key opens a ciphertext other than the one the ledger names"
-    if record.erasure is not None:
-        try:
-            erased_at = parse_ledger_time(record.erasure.get("erased_at"), "erased_at")
-        except EventFormatError:
-            return "concerns an erased record whose erasure time is unreadable"
-        if release.released_at >= erased_at:
-            return f"was released after the record was erased ({record.erasure.get('tx_id')})"
+    erased = _after_erasure(release, record, facts)
+    if erased is not None:
+        return erased
     if not release.released_at >= event.decided_at:
         return "was released before the access was decided"
     if not release.released_at < release.expires_at:
@@ -145,6 +149,30 @@ def _problem(release: KeyRelease, facts: LedgerFacts) -> str | None:
     ]  # fmt: skip
     if not registered or registered[-1].sha256 != release.recipient_key_sha256:
         return "was sealed to a key the officer had not registered on the ledger"
+    return None
+
+
+def _after_erasure(release: KeyRelease, record: RecordVersion, facts: LedgerFacts) -> str | None:
+    """Why a release came after its record's committed erasure, if it did.
+
+    With the log's ``ledger_height``: the erasure's block was already in the
+    state the custodian checked. Without it (older logs), by time: released
+    at or after the erasure's transaction time.
+    """
+    if record.erasure is None:
+        return None
+    tx_id = record.erasure.get("tx_id")
+    block = facts.erasure_blocks.get(release.record_id)
+    if release.ledger_height is not None and block is not None:
+        if release.ledger_height > block:
+            return f"was released after the record was erased (block {block}, {tx_id})"
+        return None
+    try:
+        erased_at = parse_ledger_time(record.erasure.get("erased_at"), "erased_at")
+    except EventFormatError:
+        return "concerns an erased record whose erasure time is unreadable"
+    if release.released_at >= erased_at:
+        return f"was released after the record was erased ({tx_id})"
     return None
 
 

@@ -169,7 +169,9 @@ def replay_ledger(
     logs = list(config.key_releases)
     if not logs and isinstance(source, HomeSource):
         logs = custodian_logs(source.ledger.home)
-    facts = LedgerFacts(observer.events, observer.record_versions, observer.keys)
+    facts = LedgerFacts(
+        observer.events, observer.record_versions, observer.keys, observer.erasure_blocks
+    )
     releases = 0
     for path in logs:
         found, count = check_key_releases(path, facts)

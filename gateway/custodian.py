@@ -84,6 +84,10 @@ class LedgerReader(Protocol):
         """The values at ``keys`` from one consistent snapshot of committed state."""
         ...
 
+    def states_at(self, keys: Sequence[str]) -> tuple[int, list[bytes | None]]:
+        """:meth:`states` and the ledger height of that snapshot."""
+        ...
+
 
 @dataclass(frozen=True)
 class ReleasedTier:
@@ -258,9 +262,20 @@ def _registered_key(data: bytes | None, *, tx_id: str) -> bytes:
 
 
 def release_entry(
-    released: ReleasedTier, grant: VerifiedGrant, recipient_public: bytes, now: datetime
+    released: ReleasedTier,
+    grant: VerifiedGrant,
+    recipient_public: bytes,
+    now: datetime,
+    *,
+    ledger_height: int,
 ) -> dict[str, Any]:
-    """The key-release log line of one release (no personal data)."""
+    """The key-release log line of one release (no personal data).
+
+    ``ledger_height`` is the height of the committed state the release was
+    checked against: an auditor can tell a release made before an erasure
+    (or a revocation) committed from one made after, which wall-clock times
+    alone cannot.
+    """
     return {
         "format": RELEASE_FORMAT,
         "released_at": format_time(now),
@@ -275,6 +290,7 @@ def release_entry(
         "officer_fingerprint": grant.officer_fingerprint,
         "recipient_key_sha256": hashlib.sha256(recipient_public).hexdigest(),
         "expires_at": format_time(grant.expires_at),
+        "ledger_height": ledger_height,
     }
 
 
@@ -422,7 +438,7 @@ class Custodians:
         # from one snapshot: a record erased since the grant releases nothing (I2), even
         # before its store has been shredded.
         count = len(grant.granted)
-        stored = self.ledger.states(
+        height, stored = self.ledger.states_at(
             [
                 composite_key(ENC_KEY, grant.officer_msp_id, grant.officer_fingerprint),
                 *(record_version_key(record) for record in grant.granted),
@@ -447,7 +463,9 @@ class Custodians:
             )
         released: list[ReleasedTier] = []
         for org, tiers in by_org.items():
-            self.custodian(org).log.append([release_entry(t, grant, recipient, now) for t in tiers])
+            self.custodian(org).log.append(
+                [release_entry(t, grant, recipient, now, ledger_height=height) for t in tiers]
+            )
             for tier in tiers:
                 self.grants.add(
                     tier.content_address,

@@ -142,9 +142,14 @@ class LedgerClient:
 
     def states(self, keys: Sequence[str]) -> list[bytes | None]:
         """Committed world state at each of ``keys``, from one consistent snapshot."""
+        return self.states_at(keys)[1]
+
+    def states_at(self, keys: Sequence[str]) -> tuple[int, list[bytes | None]]:
+        """:meth:`states`, with the ledger height of the snapshot they were read from."""
         with self.network.store.snapshot() as view:
             found = [view.get_state(self.chaincode, key) for key in keys]
-        return [None if entry is None else entry.value for entry in found]
+            height = int(view.height)
+        return height, [None if entry is None else entry.value for entry in found]
 
     def state_json(self, object_type: str, *attributes: str) -> dict[str, Any] | None:
         """The committed JSON object at a composite key, or ``None``."""

@@ -165,6 +165,9 @@ class Forged:
     def states(self, keys: list[str]) -> list[bytes | None]:
         return [self.state(key) for key in keys]
 
+    def states_at(self, keys: list[str]) -> tuple[int, list[bytes | None]]:
+        return int(self.ledger.height), self.states(keys)
+
 
 def _decided(world: World, tx_id: str) -> Any:
     tx = world.service.ledger.committed(tx_id)
@@ -208,8 +211,10 @@ async def test_genuine_grant_releases_exactly_the_granted_tiers(world: World) ->
             "officer_fingerprint",
             "recipient_key_sha256",
             "expires_at",
+            "ledger_height",
         }
         assert entry["format"] == RELEASE_FORMAT
+        assert entry["block_number"] < entry["ledger_height"] <= world.service.ledger.height
         assert entry["officer_fingerprint"] == certificate_fingerprint(officer.certificate)
         assert entry["recipient_key_sha256"] == hashlib.sha256(recipient).hexdigest()
 

@@ -254,15 +254,22 @@ def test_a_key_release_after_the_erasure_is_named(
     clean = _replay_with_log(home, gateway_url, stores, honest, tmp_path / "clean.json")
     assert clean["findings"] == []
 
-    # Replay the same release as if the custodian had served it after the erasure.
-    late = {**genuine[0], "released_at": _ledger_now()}
+    # A release checked against state from before the erasure's block is legitimate, even
+    # if its wall-clock time is past the erasure transaction's timestamp (the erasure was
+    # proposed, not yet committed).
+    height = client("auditor.audit.sz1").ledger_info().height
+    assert genuine[0]["ledger_height"] < height
+    racing = {**genuine[0], "released_at": _ledger_now()}
+    # The same release as if the custodian had served it against state holding the erasure.
+    late = {**racing, "ledger_height": height}
     forged = tmp_path / "forged.jsonl"
-    forged.write_text(honest.read_text() + json.dumps(late) + "\n")
+    forged.write_text(honest.read_text() + json.dumps(racing) + "\n" + json.dumps(late) + "\n")
     report = _replay_with_log(home, gateway_url, stores, forged, tmp_path / "forged.json")
     messages = [f["message"] for f in report["findings"]]
     assert len(messages) == 1, messages
     assert "released after the record was erased" in messages[0]
     assert receipt.record_id in messages[0]
+    assert f"line {len(lines) + 2}:" in messages[0]  # the late line, not the racing one
 
 
 def _ledger_now() -> str:
