@@ -379,6 +379,13 @@ def _load_org_identities(home: Path, spec: OrgInfo, *, with_keys: bool) -> list[
         return []
     result = []
     for folder in sorted(p for p in base.iterdir() if p.is_dir()):
+        if not (folder / "msp").exists() and (folder / "msp.next").is_dir():
+            raise CryptoError(
+                f"identity {folder.name} is in the middle of a certificate renewal; finish it"
+                f" with: accessledger certificate renew --identity {folder.name} --as <an admin"
+                f" of {spec.name}>",
+                code="renewal_interrupted",
+            )
         local = read_local_msp(folder / "msp", with_key=with_keys)
         cert = local.certificate
         if common_name(cert) != folder.name:

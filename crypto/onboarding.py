@@ -122,6 +122,28 @@ def _next_peer_address(topology: Mapping[str, Any]) -> str:
     raise _refuse("no free peer port is left in the 7051, 8051, ... series", "no_free_port")
 
 
+#: Marks an organisation folder moved in by :func:`add_department` before ``network.yaml``
+#: names it; removed once it does. Found with the organisation absent from the topology,
+#: it can only be the leftover of an interrupted onboarding.
+_IN_PROGRESS = ".onboarding-in-progress"
+
+
+def _clear_interrupted(home: Path, topology: Mapping[str, Any], org: str) -> None:
+    """Remove what an interrupted :func:`add_department` of ``org`` left, so it can run again.
+
+    Only this function's own traces go: its staging folders, and an
+    organisation folder carrying the in-progress marker that ``network.yaml``
+    does not name. A folder without the marker is someone else's and is
+    refused later (``org_dir_exists``).
+    """
+    for staging in home.glob(f".add-{org}-*"):
+        shutil.rmtree(staging, ignore_errors=True)
+    folder = org_dir(home, org)
+    named = {str(entry.get("name")) for entry in topology.get("organizations", [])}
+    if org not in named and (folder / _IN_PROGRESS).is_file():
+        shutil.rmtree(folder)
+
+
 def _check_new_department(
     home: Path,
     topology: Mapping[str, Any],
@@ -235,6 +257,7 @@ def add_department(
     roster = department_roster(org, region=region, officer_role=officer_role)
     with _home_lock(home):
         topology = read_topology(home / NETWORK_FILE)
+        _clear_interrupted(home, topology, org)
         _check_new_department(home, topology, org, msp_id, domain, {p.name for p in roster})
         spec = OrgInfo(name=org, msp_id=msp_id, domain=domain, msp_dir=f"orgs/{org}/msp")
         entry = {
@@ -251,6 +274,7 @@ def add_department(
             ca = create_org(staging, spec, now)
             for person in roster:
                 issue_identity(staging, ca, person, now)
+            (org_dir(staging, org) / _IN_PROGRESS).write_text("onboarding\n", encoding="utf-8")
             (home / "orgs").mkdir(exist_ok=True)
             os.rename(org_dir(staging, org), org_dir(home, org))
             try:
@@ -258,6 +282,7 @@ def add_department(
             except BaseException:
                 shutil.rmtree(org_dir(home, org), ignore_errors=True)
                 raise
+            (org_dir(home, org) / _IN_PROGRESS).unlink()
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return spec

@@ -275,6 +275,18 @@ class RenewalReport:
         }
 
 
+def _finish_interrupted_swap(home: Path, identity_name: str) -> None:
+    """Complete a renewal killed between its two renames (``msp`` gone, both others there).
+
+    The new MSP is complete in ``msp.next`` before the first rename, so moving
+    it into place is always right; until then the home does not load.
+    """
+    for folder in home.glob(f"orgs/*/identities/{identity_name}"):
+        interrupted = not (folder / "msp").exists() and (folder / "msp.previous").is_dir()
+        if interrupted and (folder / "msp.next").is_dir():
+            (folder / "msp.next").rename(folder / "msp")
+
+
 def renew_certificate(
     home: Path,
     *,
@@ -295,6 +307,7 @@ def renew_certificate(
     """
     home = Path(home)
     moment = now or _utc_now()
+    _finish_interrupted_swap(home, identity_name)
     consortium = Consortium.load(home)
     current = consortium.identity(identity_name)
     admin = _org_admin(consortium, admin_name, current)

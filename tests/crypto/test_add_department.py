@@ -296,3 +296,32 @@ def test_new_identities_expire_like_the_demo_ones(home: Path, demo_now: datetime
     consortium.validate_identity(officer, now=later + timedelta(days=729))
     with pytest.raises(CertificateError, match="not valid before"):
         consortium.validate_identity(officer, now=demo_now)
+
+
+def test_an_interrupted_onboarding_is_cleared_and_runs_again(
+    home: Path, demo_now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after moving the folder in but before network.yaml named it: a rerun succeeds."""
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # stands for the process dying here
+
+    # Simulate the kill: the folder is moved in, network.yaml is never rewritten and the
+    # cleanup of a normal failure does not run.
+    monkeypatch.setattr(onboarding_module, "_replace_file", crash)
+    monkeypatch.setattr(onboarding_module.shutil, "rmtree", lambda *a, **k: None)
+    with pytest.raises(KeyboardInterrupt):
+        add_department(
+            home, org="Transport", region=SHENZHEN, officer_role="caseworker", now=demo_now
+        )
+    monkeypatch.undo()
+    assert (home / "orgs" / "Transport" / ".onboarding-in-progress").is_file()
+    assert list(home.glob(".add-Transport-*"))  # the staging folder was left too
+
+    info = add_department(
+        home, org="Transport", region=SHENZHEN, officer_role="caseworker", now=demo_now
+    )
+    assert info.name == "Transport"
+    assert not (home / "orgs" / "Transport" / ".onboarding-in-progress").exists()
+    assert not list(home.glob(".add-Transport-*"))
+    assert Consortium.load(home).org("Transport").msp_id == "TransportMSP"

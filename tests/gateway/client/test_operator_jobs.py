@@ -320,3 +320,38 @@ def test_auditor_replays_the_governed_ledger_without_findings(
     assert result.exit_code == 0, result.output
     replayed = json.loads(report.read_text())
     assert replayed["findings"] == []
+
+
+def test_a_renewal_killed_between_its_renames_is_finished_by_running_it_again(
+    home: Path, gateway_url: str, onboarded: dict[str, object]
+) -> None:
+    """The state a SIGKILL between ``msp -> msp.previous`` and ``msp.next -> msp`` leaves."""
+    name = "officer.publicsecurity.cd1"
+    old = Consortium.load(home).identity(name)
+    folder = identity_dir(home, old.org, name)
+    authority = Consortium.load(home).certificate_authority(old.org)
+    certificate, key = authority.issue(
+        common_name=name,
+        node_ou="client",
+        attributes={k: v for k, v in old.attributes.items() if not k.startswith("hf.")},
+        now=_now(),
+    )
+    from crypto.msp import write_local_msp
+
+    write_local_msp(
+        folder / "msp.next", ca_cert=authority.certificate, certificate=certificate, private_key=key
+    )
+    (folder / "msp").rename(folder / "msp.previous")  # ... and the process dies here
+
+    result = CliRunner().invoke(app, ["identities", "--home", str(home)])
+    assert result.exit_code == 1
+    assert "renewal_interrupted" in result.output  # one clear line, not a stack trace
+    assert f"certificate renew --identity {name}" in result.output
+
+    report = renew_certificate(
+        home, identity_name=name, admin_name="admin.publicsecurity", gateway_url=gateway_url
+    )
+    assert report.old_serial == old.certificate.serial_number
+    assert report.new_serial == certificate.serial_number  # the staged certificate, not a third
+    assert not (folder / "msp.previous").exists()
+    assert not (folder / "msp.next").exists()
