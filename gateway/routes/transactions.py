@@ -15,6 +15,7 @@ from gateway.schemas import (
     ProposalBody,
     TransactionStatus,
 )
+from gateway.service.governance import refuse_revoked_approvals
 from gateway.service.records import AMEND, REGISTER
 from network.engine.proposal import Proposal
 
@@ -31,6 +32,8 @@ GENERIC_FUNCTIONS = frozenset(
         "InstallPolicy",
     }
 )
+#: Functions whose argument carries admins' approvals.
+GOVERNANCE_FUNCTIONS = frozenset({"AddDepartment", "InstallPolicy"})
 TxId = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="Transaction id (hex)")]
 
 
@@ -50,6 +53,8 @@ async def propose(
         function = proposal.args[0].decode("utf-8")
         if function in (REGISTER, AMEND):
             service.records.check_stored(function, argument, tx_id=proposal.tx_id)
+        elif function in GOVERNANCE_FUNCTIONS:
+            refuse_revoked_approvals(argument, service.membership)
 
     prepared = await service.propose(caller, body.proposal, GENERIC_FUNCTIONS, before=stored)
     response.headers["Location"] = f"/v1/transactions/{prepared.tx_id}"

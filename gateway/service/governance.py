@@ -20,16 +20,20 @@ transaction flow (``/v1/transactions``).
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from crypto.errors import AccessLedgerError
 from crypto.identity import Identity
 from gateway.errors import Forbidden, GatewayError, RequestInvalid
+from gateway.service.membership import ChannelMembership
 from gateway.service.transactions import decode_base64
 from network.engine.errors import CommitStatusError, ConfigUpdateRefusedError, EngineError
 from network.engine.network import EmbeddedNetwork
 from network.fabric.blocks import last_config_index
 from network.fabric.transactions import CONFIG_UPDATE, parse_envelope
+from policies.governance import Approval, signer_certificate
 from policies.operator import require_admin
 
 #: HTTP status per refusal code; the rest (a stale read set) are 409.
@@ -101,6 +105,31 @@ def _creator_is_caller(envelope: bytes, caller: Identity, channel_id: str) -> st
             code="creator_mismatch",
         )
     return parsed.tx_id
+
+
+def refuse_revoked_approvals(argument: Mapping[str, Any], membership: ChannelMembership) -> None:
+    """Refuse governance approvals signed with a certificate revoked on the channel.
+
+    ``AddDepartment`` and ``InstallPolicy`` carry admins' approvals inside
+    their argument; the contract checks them against the pinned roots but
+    cannot see the channel's CRLs, and the MSP check covers only the
+    transaction's creator. A stolen admin key whose certificate was revoked
+    must not count towards a majority (``403 approval_revoked``). Malformed
+    approvals are left to the contract, which refuses them with its own code.
+    """
+    items = argument.get("approvals")
+    if not isinstance(items, list):
+        return
+    for index, item in enumerate(items):
+        try:
+            certificate = signer_certificate(Approval.from_dict(item).signer)
+        except (AccessLedgerError, TypeError, ValueError):
+            continue
+        if membership.revoked_anywhere(certificate):
+            raise Forbidden(
+                f"approval {index} is signed with a certificate revoked on the channel",
+                code="approval_revoked",
+            )
 
 
 async def submit_config_update(

@@ -92,6 +92,11 @@ class ChannelMembership:
         """Whether an admin of ``msp_id`` has revoked ``certificate`` on the channel."""
         return _listed(self._revoked.get(msp_id, ()), certificate)
 
+    def revoked_anywhere(self, certificate: x509.Certificate) -> bool:
+        """Whether any member's CRL lists ``certificate`` (its issuer and serial number)."""
+        revoked = self._revoked
+        return any(_listed(revocations, certificate) for revocations in revoked.values())
+
     def check(self, identity: Identity) -> None:
         """Raise unless ``identity`` belongs to a member MSP and is not revoked."""
         fingerprint = certificate_fingerprint(identity.certificate)

@@ -355,3 +355,26 @@ def test_a_renewal_killed_between_its_renames_is_finished_by_running_it_again(
     assert report.new_serial == certificate.serial_number  # the staged certificate, not a third
     assert not (folder / "msp.previous").exists()
     assert not (folder / "msp.next").exists()
+
+
+def test_an_approval_by_a_revoked_admin_does_not_count(
+    home: Path, gateway_url: str, onboarded: dict[str, object]
+) -> None:
+    """A leaked admin key, revoked on the channel, cannot help make a majority."""
+    revoke_certificate(
+        home, identity_name="admin.tax", admin_name="admin.tax", gateway_url=gateway_url
+    )
+    with Client.from_home(home, "admin.publicsecurity", gateway_url=gateway_url) as admin:
+        anchored = admin.run(gov.anchored_policy(admin.operations))
+        height = admin.ledger_info().height
+    bundle = anchored.bundle.with_version(anchored.version + 1)
+    approvers = ["admin.publicsecurity", "admin.tax", "admin.hrss", "admin.housing", "admin.health"]
+    with pytest.raises(ClientError) as refused:
+        install_policy(home, bundle=bundle, approvers=approvers, gateway_url=gateway_url)
+    assert (refused.value.status, refused.value.code) == (403, "approval_revoked")
+    with Client.from_home(home, "admin.publicsecurity", gateway_url=gateway_url) as admin:
+        assert admin.ledger_info().height == height  # nothing was endorsed or written
+    others = [a for a in approvers if a != "admin.tax"] + ["admin.education", "admin.audit"]
+    installed = install_policy(home, bundle=bundle, approvers=others, gateway_url=gateway_url)
+    assert installed["version"] == anchored.version + 1
+    assert "Tax" not in installed["approved_by"]
