@@ -5,12 +5,9 @@ See :mod:`gateway.store.crud` and :mod:`gateway.store.keycopies` for the storage
 """
 
 from gateway.store.crud import (
-    Erasure,
     TierKeyEntry,
     check_address,
-    erase_record,
     get_blob,
-    get_erasure,
     get_tier_key,
     list_addresses,
     list_tier_keys,
@@ -26,6 +23,7 @@ from gateway.store.engine import (
     default_schema,
     default_store_path,
 )
+from gateway.store.erasure import Erasure, erase_record, get_erasure
 from gateway.store.errors import (
     BlobCorruptedError,
     BlobHashMismatchError,

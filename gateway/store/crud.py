@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, delete
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -42,17 +42,14 @@ from gateway.store.errors import (
     InvalidAddressError,
     InvalidTierKeyError,
     RecordErasedError,
-    RecordNotFoundError,
     StoreError,
     TierKeyConflictError,
     TierKeyNotFoundError,
 )
 from gateway.store.models import (
     KEY_ID_LENGTH,
-    MAX_ACTOR_LENGTH,
     MAX_RECORD_ID_LENGTH,
     ErasedBlob,
-    RecipientTierKey,
     SealedTierKey,
     StoredBlob,
     Tombstone,
@@ -79,17 +76,6 @@ class TierKeyEntry:
     key_id: str | None = None
 
 
-@dataclass(frozen=True)
-class Erasure:
-    """The tombstone of an erased record."""
-
-    record_id: str
-    erased_at: datetime
-    erased_by: str
-    tier_keys_destroyed: int
-    blobs_destroyed: int
-
-
 def check_address(address: object) -> str:
     """Return ``address`` if it is a lowercase hex SHA-256; raise ``invalid_address``."""
     if not isinstance(address, str) or not _ADDRESS.fullmatch(address):
@@ -108,19 +94,19 @@ def check_record_id(record_id: object) -> str:
     return record_id
 
 
-def _utc(moment: datetime) -> datetime:
+def utc(moment: datetime) -> datetime:
     # SQLite hands timezone-aware columns back naive; they were written in UTC.
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _tombstone(session: Session, record_id: str) -> Tombstone | None:
+def tombstone_of(session: Session, record_id: str) -> Tombstone | None:
     return session.get(Tombstone, record_id, populate_existing=True)
 
 
 def refuse_if_erased(session: Session, record_id: str) -> None:
-    stone = _tombstone(session, record_id)
+    stone = tombstone_of(session, record_id)
     if stone is not None:
-        raise RecordErasedError(record_id, erased_at=_utc(stone.erased_at))
+        raise RecordErasedError(record_id, erased_at=utc(stone.erased_at))
 
 
 def same_bytes(a: bytes, b: bytes) -> bool:
@@ -212,7 +198,7 @@ def get_blob(*, session: Session, address: str) -> bytes:
         if erased is not None:
             record_id, erased_at = erased
             raise RecordErasedError(
-                record_id, erased_at=_utc(erased_at) if erased_at is not None else None
+                record_id, erased_at=utc(erased_at) if erased_at is not None else None
             )
         raise BlobNotFoundError(address)
     data = bytes(found)
@@ -483,7 +469,7 @@ def get_tier_key(*, session: Session, record_id: str, version: int, tier: str) -
         )
     sealed_key, address, size, key_id, erased_at = found
     if erased_at is not None:
-        raise RecordErasedError(record_id, erased_at=_utc(erased_at))
+        raise RecordErasedError(record_id, erased_at=utc(erased_at))
     return TierKeyEntry(record_id, version, tier, bytes(sealed_key), address, size, key_id)
 
 
@@ -500,97 +486,3 @@ def list_tier_keys(
         statement.order_by(col(SealedTierKey.version), col(SealedTierKey.tier))
     ).all()
     return [tier_key_entry(row) for row in rows]
-
-
-# ------------------------------------------------------------------------- erasure
-
-
-def get_erasure(*, session: Session, record_id: str) -> Erasure | None:
-    """The tombstone of ``record_id``, or ``None`` if it was never erased."""
-    check_record_id(record_id)
-    stone = _tombstone(session, record_id)
-    return None if stone is None else _erasure(stone)
-
-
-def _erasure(stone: Tombstone) -> Erasure:
-    return Erasure(
-        record_id=stone.record_id,
-        erased_at=_utc(stone.erased_at),
-        erased_by=stone.erased_by,
-        tier_keys_destroyed=stone.tier_keys_destroyed,
-        blobs_destroyed=stone.blobs_destroyed,
-    )
-
-
-def erase_record(*, session: Session, record_id: str, erased_by: str, now: datetime) -> Erasure:
-    """Crypto-shred a record: destroy every version's tier keys and ciphertexts.
-
-    A ciphertext another (live) record also points at is kept for that record.
-    Everything happens in one transaction and leaves a tombstone naming
-    ``erased_by`` and ``now``. Erasing an erased record returns the existing
-    tombstone (so a retried request is harmless); erasing a record the store
-    never held raises ``record_not_found``. The ledger keeps the record's
-    hashes and access history: accountability outlives the payload.
-    """
-    check_record_id(record_id)
-    if not isinstance(erased_by, str) or not erased_by or len(erased_by) > MAX_ACTOR_LENGTH:
-        raise StoreError("erased_by must name who erased the record", code="invalid_actor")
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    existing = _tombstone(session, record_id)
-    if existing is not None:
-        return _erasure(existing)
-    keys = session.exec(select(SealedTierKey).where(SealedTierKey.record_id == record_id)).all()
-    if not keys:
-        raise RecordNotFoundError(f"the store holds no tier keys for record {record_id}")
-    addresses = sorted({key.address for key in keys})
-    shared = set(
-        session.exec(
-            select(SealedTierKey.address).where(
-                col(SealedTierKey.address).in_(addresses), SealedTierKey.record_id != record_id
-            )
-        ).all()
-    )
-    doomed = [address for address in addresses if address not in shared]
-    session.exec(delete(SealedTierKey).where(col(SealedTierKey.record_id) == record_id))
-    session.exec(delete(RecipientTierKey).where(col(RecipientTierKey.record_id) == record_id))
-    if doomed:
-        session.exec(delete(StoredBlob).where(col(StoredBlob.address).in_(doomed)))
-        for address in doomed:
-            session.merge(ErasedBlob(address=address, record_id=record_id))
-    stone = Tombstone(
-        record_id=record_id,
-        erased_at=now.astimezone(UTC),
-        erased_by=erased_by,
-        tier_keys_destroyed=len(keys),
-        blobs_destroyed=len(doomed),
-    )
-    session.add(stone)
-    try:
-        session.commit()
-    except IntegrityError:
-        # A concurrent erasure of the same record won; report its tombstone.
-        session.rollback()
-        winner = _tombstone(session, record_id)
-        if winner is None:  # pragma: no cover - nothing to report
-            raise
-        return _erasure(winner)
-    erasure = _erasure(stone)
-    _flush_sqlite_wal(session)
-    return erasure
-
-
-def _flush_sqlite_wal(session: Session) -> None:
-    """Push an erasure out of SQLite's write-ahead log.
-
-    With ``secure_delete`` on, SQLite zeroes the deleted rows in the pages it
-    writes, but the WAL still holds the frames written *before* the erasure,
-    payload bytes included. A ``TRUNCATE`` checkpoint copies the zeroed pages
-    into the database file and empties the log. It is best effort: a reader
-    holding an old snapshot at that instant keeps the log alive until the next
-    checkpoint (SQLite's automatic one, at the latest).
-    """
-    if session.get_bind().dialect.name != "sqlite":
-        return
-    session.connection().exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    session.commit()

@@ -38,8 +38,9 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
 
-from gateway.store import crud, keycopies
-from gateway.store.crud import Erasure, TierKeyEntry
+from gateway.store import crud, erasure, keycopies
+from gateway.store.crud import TierKeyEntry
+from gateway.store.erasure import Erasure
 from gateway.store.errors import StoreConfigError
 from gateway.store.keycopies import RecipientKeyEntry, Resealed, ScanPosition
 from gateway.store.models import KEY_ID_LENGTH, store_registry
@@ -290,16 +291,16 @@ class DepartmentStore:
             return crud.list_tier_keys(session=session, record_id=record_id, version=version)
 
     def erase_record(self, *, record_id: str, erased_by: str, now: datetime) -> Erasure:
-        """See :func:`gateway.store.crud.erase_record`."""
+        """See :func:`gateway.store.erasure.erase_record`."""
         with self.session() as session:
-            return crud.erase_record(
+            return erasure.erase_record(
                 session=session, record_id=record_id, erased_by=erased_by, now=now
             )
 
     def get_erasure(self, *, record_id: str) -> Erasure | None:
-        """See :func:`gateway.store.crud.get_erasure`."""
+        """See :func:`gateway.store.erasure.get_erasure`."""
         with self.session() as session:
-            return crud.get_erasure(session=session, record_id=record_id)
+            return erasure.get_erasure(session=session, record_id=record_id)
 
     def close(self) -> None:
         """Close every pooled connection."""
