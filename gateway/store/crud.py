@@ -14,11 +14,12 @@ Rules the functions enforce, whichever database is underneath:
 * storing the same ciphertext twice is a no-op, so retries are safe;
 * only *sealed* tier keys (the :mod:`crypto.envelope` sealed-key format) are
   accepted, each pointing at a ciphertext already in the store;
-* erasure destroys a record's tier keys and the ciphertexts only it uses and
-  leaves a tombstone; afterwards every read of that record, and any attempt
-  to store its ciphertext again, fails with ``record_erased``;
-* recipients' copies of tier keys and custodian key rotation are in
-  :mod:`gateway.store.keycopies`.
+* a record's ciphertexts and sealed keys can be stored in one transaction
+  (:func:`put_record_tiers`);
+* every read of an erased record, and any attempt to store its ciphertext
+  again, fails with ``record_erased``. Erasure itself is
+  :mod:`gateway.store.erasure`; recipients' copies of tier keys and custodian
+  key rotation are :mod:`gateway.store.keycopies`.
 """
 
 from __future__ import annotations
