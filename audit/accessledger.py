@@ -49,8 +49,9 @@ from audit.events import AccessEvent, EventFormatError, parse_ledger_time
 from audit.findings import Finding, FindingKind
 from crypto.certificates import load_certificate_pem, node_ou, validate_certificate
 from crypto.errors import AccessLedgerError
+from network.fabric.msp import MSPRegistry
 from network.fabric.replay import ReplayedBlock
-from network.fabric.transactions import ParsedTransaction
+from network.fabric.transactions import CONFIG, ParsedTransaction
 from network.fabric.validator import StateWrite, TxResult
 from policies.bundle import PolicyBundle
 from policies.departments import verify_department_approvals
@@ -189,6 +190,8 @@ class AccessLedgerAudit:
     events: dict[str, AccessEvent] = field(default_factory=dict)
     #: Committed erasure documents by record id.
     erasures: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: The channel's MSPs in force (from the last config block), for revocation checks.
+    channel_msps: MSPRegistry | None = None
     #: Block of each committed erasure, by record id (key releases are checked against it).
     erasure_blocks: dict[str, int] = field(default_factory=dict)
     #: Registered encryption keys per ``(msp_id, cert_fingerprint)``, oldest first.
@@ -200,6 +203,10 @@ class AccessLedgerAudit:
     def observe(self, replayed: ReplayedBlock, findings: list[Finding]) -> None:
         for result in replayed.validation.results:
             tx = result.parsed
+            if result.valid and tx is not None and tx.header_type == CONFIG:
+                # The channel's MSPs (with their CRLs) in force from the next transaction on.
+                self.channel_msps = MSPRegistry.from_config(tx.config_envelope.config)
+                continue
             if not result.valid or tx is None or tx.action is None:
                 continue
             if tx.action.chaincode_name != self.chaincode:
@@ -333,7 +340,7 @@ class AccessLedgerAudit:
                 now=tx.timestamp,
             )
         except _NotAnAdmin:
-            return ["an approval is not signed by a department admin"]
+            return ["an approval is not signed by an unrevoked department admin"]
         except (AccessLedgerError, KeyError, TypeError) as exc:
             return [f"approvals do not verify: {exc}"]
         return []
@@ -348,7 +355,7 @@ class AccessLedgerAudit:
             approval = Approval.from_dict(item)
             cert = signer_certificate(approval.signer)
             org = self._department_of(cert, tx)
-            if org is None or node_ou(cert) != "admin":
+            if org is None or node_ou(cert) != "admin" or self._revoked(cert):
                 raise _NotAnAdmin
             admin_certs[org].append(cert)
             approvals.append(approval)
@@ -424,10 +431,15 @@ class AccessLedgerAudit:
                 now=tx.timestamp,
             )
         except _NotAnAdmin:
-            return ["an approval is not signed by a department admin"]
+            return ["an approval is not signed by an unrevoked department admin"]
         except (AccessLedgerError, TypeError) as exc:
             return [f"approvals do not verify: {exc}"]
         return []
+
+    def _revoked(self, cert: x509.Certificate) -> bool:
+        """Whether a CRL in the channel config in force revokes ``cert``."""
+        msps = self.channel_msps
+        return msps is not None and any(msp.revokes(cert) for msp in msps.msps.values())
 
     def _department_of(self, cert: x509.Certificate, tx: ParsedTransaction) -> str | None:
         if tx.timestamp is None:

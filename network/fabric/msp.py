@@ -240,19 +240,30 @@ class MSP:
         )
 
     def _check_revocation(self, cert: x509.Certificate, chain: Sequence[x509.Certificate]) -> None:
-        if not self.crls or len(chain) < 2:
-            return
-        issuer = chain[1]
-        for crl in self.crls:
-            if crl.issuer != issuer.subject:
-                continue
-            issuer_key = issuer.public_key()
-            if not isinstance(issuer_key, ec.EllipticCurvePublicKey):
-                continue
-            if not crl.is_signature_valid(issuer_key):
-                continue
-            if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
-                raise MSPError(f"certificate has been revoked by {self.msp_id}")
+        if len(chain) >= 2 and self.revokes(cert, chain[1]):
+            raise MSPError(f"certificate has been revoked by {self.msp_id}")
+
+    def revokes(self, cert: x509.Certificate, issuer: x509.Certificate | None = None) -> bool:
+        """Whether a CRL of this MSP, validly signed by ``cert``'s issuer, lists ``cert``.
+
+        ``issuer`` defaults to the MSP's CA certificate whose subject is the
+        certificate's issuer name.
+        """
+        if not self.crls:
+            return False
+        if issuer is None:
+            issuer = next((ca for ca in self._ca_certs if ca.subject == cert.issuer), None)
+            if issuer is None:
+                return False
+        issuer_key = issuer.public_key()
+        if not isinstance(issuer_key, ec.EllipticCurvePublicKey):
+            return False
+        return any(
+            crl.issuer == issuer.subject
+            and crl.is_signature_valid(issuer_key)
+            and crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+            for crl in self.crls
+        )
 
     def _node_ou(self, ous: Sequence[str], certifiers: bytes) -> str:
         matches = []
