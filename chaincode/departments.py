@@ -26,7 +26,7 @@ Deterministic (I4): the only clock is the transaction timestamp.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -36,7 +36,7 @@ from chaincode.caller import Department, certificate_fingerprint
 from chaincode.codec import check_fields
 from chaincode.context import Tx
 from chaincode.errors import Conflict, Forbidden, InvalidArgument
-from chaincode.governance import approving_admins
+from chaincode.governance import approving_admins, parse_approvals
 from chaincode.ledger import CONFIG_KEY
 from crypto.certificates import validate_certificate
 from crypto.errors import CertificateError
@@ -49,27 +49,9 @@ from policies.departments import (
     verify_department_approvals,
 )
 from policies.errors import ApprovalError, InsufficientApprovalsError
-from policies.governance import Approval, majority
+from policies.governance import majority
 
 __all__ = ["add_department", "department_approval"]
-
-_MAX_APPROVALS: Final = 64
-
-
-def _approvals(arg: dict[str, Any]) -> list[Approval]:
-    items = arg["approvals"]
-    if not isinstance(items, list) or not items or len(items) > _MAX_APPROVALS:
-        raise InvalidArgument(f"approvals must be a list of 1 to {_MAX_APPROVALS} approvals")
-    approvals = []
-    for item in items:
-        if not isinstance(item, dict):
-            raise InvalidArgument("each approval must be an object {signer, signature}")
-        check_fields(item, "approval", {"signer", "signature"})
-        try:
-            approvals.append(Approval.from_dict(item))
-        except ApprovalError as exc:
-            raise InvalidArgument(exc.message, code=exc.code) from None
-    return approvals
 
 
 def _check_roots(roots: tuple[x509.Certificate, ...], tx: Tx) -> None:
@@ -92,7 +74,7 @@ async def add_department(tx: Tx, arg: dict[str, Any]) -> dict[str, Any]:
     except DepartmentError as exc:
         raise InvalidArgument(exc.message) from None
     _check_roots(roots, tx)
-    approvals = _approvals(arg)
+    approvals = parse_approvals(arg)
 
     org, msp_id = document["org"], document["msp_id"]
     # Case-insensitively: names become directories, DNS labels and identity names.

@@ -151,7 +151,8 @@ def approving_admins(
     return admin_certs
 
 
-def _approvals(arg: dict[str, Any]) -> list[Approval]:
+def parse_approvals(arg: dict[str, Any]) -> list[Approval]:
+    """``arg["approvals"]`` as :class:`Approval` objects (1 to 64), or ``invalid_argument``."""
     items = arg["approvals"]
     if not isinstance(items, list) or not items or len(items) > _MAX_APPROVALS:
         raise InvalidArgument(f"approvals must be a list of 1 to {_MAX_APPROVALS} approvals")
@@ -179,7 +180,7 @@ async def install_policy(tx: Tx, arg: dict[str, Any]) -> dict[str, Any]:
         bundle = PolicyBundle.from_dict(arg["bundle"])
     except BundleError as exc:
         raise InvalidArgument(exc.message, code=exc.code) from None
-    approvals = _approvals(arg)
+    approvals = parse_approvals(arg)
 
     pointer = await tx.ledger.get_json(POLICY_KEY)
     current = int(pointer["version"]) if pointer else 0

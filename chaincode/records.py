@@ -40,6 +40,7 @@ from chaincode.codec import (
     text,
 )
 from chaincode.context import Tx
+from chaincode.erasure import is_erased
 from chaincode.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from chaincode.governance import anchored_policy
 from chaincode.ledger import RECORD, RECORD_VERSION, SUBJECT_RECORD, sequence_key
@@ -190,7 +191,7 @@ async def amend_record(tx: Tx, arg: dict[str, Any]) -> dict[str, Any]:
     current = await _load(tx, record_id)
     owner_org = _owner(policy.bundle.catalogue, record_type, schema_version)
     authz.require_registrar(caller, str(current["owner_org"]), str(current["record_type"]))
-    if isinstance(current.get("erased"), dict):
+    if is_erased(current):
         raise Conflict(f"record {record_id} is erased; it cannot be amended", code="record_erased")
     for name, value in (("record_type", record_type), ("subject", about), ("region", region)):
         if current[name] != value:

@@ -48,6 +48,15 @@ def write_private_file(path: Path, data: bytes) -> None:
         raise
 
 
+def sync_directory(path: Path) -> None:
+    """fsync a directory, so renames inside it survive a power cut (they are atomic already)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def read_private_file(path: Path) -> bytes:
     """Read a private file after checking nobody but the owner can access it."""
     try:

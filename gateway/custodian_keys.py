@@ -28,7 +28,6 @@ to it.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from crypto.errors import AccessLedgerError
 from crypto.keyfiles import (
     generate_x25519_private_key,
     load_x25519_private_key,
+    sync_directory,
     write_x25519_private_key,
 )
 
@@ -120,18 +120,9 @@ def load_key_ring(home: Path, org: str) -> CustodianKeyRing:
     return CustodianKeyRing(current, previous)
 
 
-def _sync_directory(path: Path) -> None:
-    # The rename is atomic; fsyncing the directory makes it durable across a power cut.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_key(path: Path, private: bytes) -> None:
     write_x25519_private_key(path, private)  # temp file 0600, fsync, rename
-    _sync_directory(path.parent)
+    sync_directory(path.parent)
 
 
 def begin_rotation(home: Path, org: str) -> tuple[CustodianKeyRing, bool]:
@@ -161,7 +152,7 @@ def retire_previous(home: Path, org: str) -> None:
     """Delete ``x25519.key.previous`` (call only when no stored row is sealed to it)."""
     path = previous_key_path(home, org)
     path.unlink(missing_ok=True)
-    _sync_directory(path.parent)
+    sync_directory(path.parent)
 
 
 __all__ = [

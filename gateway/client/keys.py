@@ -29,7 +29,6 @@ Delete the file once nothing archived needs it.
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from crypto.envelope import x25519_public_key
 from crypto.keyfiles import (
     generate_x25519_private_key,
     load_x25519_private_key,
+    sync_directory,
     write_x25519_private_key,
 )
 from gateway.client.errors import ClientError
@@ -133,17 +133,9 @@ def encryption_key_paths(home: Path, identity_name: str) -> tuple[Path, Path, Pa
     )
 
 
-def _sync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write(path: Path, private: bytes) -> None:
     write_x25519_private_key(path, private)
-    _sync_directory(path.parent)
+    sync_directory(path.parent)
 
 
 def rotate_encryption_key(home: Path, identity_name: str, client: Any) -> EncryptionKeyRotation:
@@ -172,7 +164,7 @@ def rotate_encryption_key(home: Path, identity_name: str, client: Any) -> Encryp
         _write(previous_path, old)  # (3)
         _write(current_path, new)  # (4)
     next_path.unlink(missing_ok=True)  # (5)
-    _sync_directory(next_path.parent)
+    sync_directory(next_path.parent)
     operations.encryption_key = new
     operations.public_key = x25519_public_key(new)
     previous_id = (
