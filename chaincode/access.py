@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncGenerator
 from datetime import timedelta
 from typing import Any, Final
 
@@ -304,21 +305,35 @@ def _limit(arg: dict[str, Any]) -> int:
 
 
 async def _events(
-    tx: Tx, entries: list[tuple[list[str], bytes]], start: str | None, end: str | None, limit: int
+    tx: Tx,
+    entries: AsyncGenerator[tuple[list[str], bytes], None],
+    start: str | None,
+    end: str | None,
+    limit: int,
 ) -> dict[str, Any]:
-    """Read the events of index entries ``[..., time, event_id]`` within ``[start, end)``."""
+    """Read the events of index entries ``[..., time, event_id]`` within ``[start, end)``.
+
+    Index entries sort by time, so the scan stops at the first entry at or
+    after ``end``, or once it knows there is more than ``limit``: a page costs
+    what it shows plus the entries before ``start``, however long the index.
+    """
     events: list[dict[str, Any]] = []
     truncated = False
-    for parts, _ in entries:
-        when, event_id = parts[-2], parts[-1]
-        if (start is not None and when < start) or (end is not None and when >= end):
-            continue
-        if len(events) == limit:
-            truncated = True
-            break
-        event = await tx.ledger.get_json(tx.ledger.key(ACCESS, event_id))
-        if event is not None:
-            events.append(event)
+    try:
+        async for parts, _ in entries:
+            when, event_id = parts[-2], parts[-1]
+            if start is not None and when < start:
+                continue
+            if end is not None and when >= end:
+                break
+            if len(events) == limit:
+                truncated = True
+                break
+            event = await tx.ledger.get_json(tx.ledger.key(ACCESS, event_id))
+            if event is not None:
+                events.append(event)
+    finally:
+        await entries.aclose()
     return {"events": events, "truncated": truncated}
 
 
@@ -334,7 +349,7 @@ async def list_access_by_subject(tx: Tx, arg: dict[str, Any]) -> dict[str, Any]:
     else:
         policy = await anchored_policy(tx)
         authz.require_read_events(caller, ALL_DEPARTMENTS, policy.bundle.policy_set)
-    entries = await tx.ledger.scan(SUBJECT_ACCESS, [about])
+    entries = tx.ledger.entries(SUBJECT_ACCESS, [about])
     return {"subject": about, **await _events(tx, entries, start, end, _limit(arg))}
 
 
@@ -351,7 +366,7 @@ async def list_access_by_officer(tx: Tx, arg: dict[str, Any]) -> dict[str, Any]:
     caller = await tx.caller()
     policy = await anchored_policy(tx)
     authz.require_read_events(caller, department.org, policy.bundle.policy_set)
-    entries = await tx.ledger.scan(OFFICER_ACCESS, [msp_id, fingerprint])
+    entries = tx.ledger.entries(OFFICER_ACCESS, [msp_id, fingerprint])
     result = await _events(tx, entries, start, end, _limit(arg))
     return {"msp_id": msp_id, "cert_fingerprint": fingerprint, **result}
 
@@ -382,7 +397,7 @@ async def list_access_by_department(tx: Tx, arg: dict[str, Any]) -> dict[str, An
     events: list[dict[str, Any]] = []
     truncated = False
     for day in days:
-        entries = await tx.ledger.scan(DEPT_ACCESS, [org, day])
+        entries = tx.ledger.entries(DEPT_ACCESS, [org, day])
         page = await _events(tx, entries, start, end, limit - len(events))
         events.extend(page["events"])
         if page["truncated"]:

@@ -36,7 +36,7 @@ is a delete once it crosses the Fabric shim.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -149,19 +149,36 @@ class Ledger:
         exactly the keys consumed are recorded as read). This transaction's
         own writes are not seen: Fabric range reads never see them either.
         """
-        iterator = await self._stub.get_state_by_partial_composite_key(
-            object_type, list(attributes)
-        )
         found: list[tuple[list[str], bytes]] = []
+        entries = self.entries(object_type, attributes)
         try:
-            async for kv in iterator:
-                _, parts = self._stub.split_composite_key(kv.key)
-                found.append((list(parts), bytes(kv.value)))
+            async for entry in entries:
+                found.append(entry)
                 if limit is not None and len(found) >= limit:
                     break
         finally:
-            await iterator.aclose()
+            await entries.aclose()
         return found
+
+    async def entries(
+        self, object_type: str, attributes: Sequence[str] = ()
+    ) -> AsyncGenerator[tuple[list[str], bytes], None]:
+        """:meth:`scan`, lazily: for a caller that stops once it has what it needs.
+
+        An index read newest-page-first or bounded by time stops early instead
+        of materialising every key under the prefix, so its cost follows the
+        page it returns, not the index's size. Close the generator (``aclose``)
+        when stopping early: that closes the state iterator.
+        """
+        iterator = await self._stub.get_state_by_partial_composite_key(
+            object_type, list(attributes)
+        )
+        try:
+            async for kv in iterator:
+                _, parts = self._stub.split_composite_key(kv.key)
+                yield list(parts), bytes(kv.value)
+        finally:
+            await iterator.aclose()
 
     def set_event(self, name: str, payload: Any) -> None:
         """Set the transaction's chaincode event (one per transaction) to canonical JSON."""

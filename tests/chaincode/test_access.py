@@ -7,6 +7,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 
 from chaincode import CHAINCODE_NAME, AccessLedgerChaincode
 from chaincode import governance as chaincode_governance
@@ -429,3 +430,45 @@ async def test_social_insurance_transfer_from_another_region(
     assert [g["record_id"] for g in result.payload["granted"]] == ["si-1"]
     assert result.payload["granted"][0]["region"] != result.payload["officer"]["region"]
     assert [d["record_id"] for d in result.payload["denied"]] == ["ec-1"]
+
+
+def _range_reads(result) -> int:
+    """How many index keys the simulation's range queries handed out (Fabric's raw reads)."""
+    count = 0
+    for ns in result.simulation.rwset.ns_rwset:
+        for query in kv_rwset_pb2.KVRWSet.FromString(ns.rwset).range_queries_info:
+            count += len(query.raw_reads.kv_reads)
+    return count
+
+
+async def test_event_lists_stop_after_the_page(records: LedgerHarness, subject: str) -> None:
+    # More events than one state-iterator batch (100): a short page must not read them all.
+    officer = records.identity("officer.education.sz1")
+    decided: list[str] = []
+    for _ in range(105):
+        result = await records.request(
+            officer, subject, tier="T1", purpose="school_enrolment", record_ids=["rp-1"]
+        )
+        assert result.ok, result.message
+        decided.append(result.payload["decided_at"])
+    auditor = records.identity("auditor.audit.sz1")
+
+    page = await records.evaluate(auditor, "ListAccessBySubject", {"subject": subject, "limit": 3})
+    assert len(page.payload["events"]) == 3
+    assert page.payload["truncated"] is True
+    assert _range_reads(page) == 100  # the first batch only, not all 105 index keys
+
+    everything = await records.evaluate(
+        auditor, "ListAccessBySubject", {"subject": subject, "limit": 1000}
+    )
+    assert [e["decided_at"] for e in everything.payload["events"]] == decided
+    assert everything.payload["truncated"] is False
+    assert _range_reads(everything) == 105
+
+    # A window ending before the 4th event stops there: 3 events, nothing truncated.
+    window = await records.evaluate(
+        auditor, "ListAccessBySubject", {"subject": subject, "to": decided[3], "limit": 1000}
+    )
+    assert [e["decided_at"] for e in window.payload["events"]] == decided[:3]
+    assert window.payload["truncated"] is False
+    assert _range_reads(window) == 100
