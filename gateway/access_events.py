@@ -30,6 +30,7 @@ from gateway.errors import Forbidden, GatewayError
 from gateway.service.ledger import CommittedTransaction, composite_key
 from gateway.service.releases import GrantExpired
 from network.fabric.transactions import ENDORSER_TRANSACTION
+from network.fabric.validator import ChannelConfig
 
 ACCESS_EVENT_NAME: Final = "AccessDecided"
 ACCESS_FUNCTION: Final = "RequestAccess"
@@ -62,6 +63,7 @@ class VerifiedGrant:
     expires_at: datetime
     officer_msp_id: str
     officer_fingerprint: str
+    officer_certificate: x509.Certificate
     event: Mapping[str, Any]
     granted: tuple[GrantedRecord, ...]
 
@@ -137,7 +139,8 @@ def verify_access_event(
         verify(_creator_key(tx), parsed.payload, parsed.signature)
     except VerificationError:
         raise refuse("the committed envelope does not verify under its creator", tx_id) from None
-    fingerprint = certificate_fingerprint(x509.load_pem_x509_certificate(parsed.creator_id_bytes))
+    creator = x509.load_pem_x509_certificate(parsed.creator_id_bytes)
+    fingerprint = certificate_fingerprint(creator)
     if fingerprint != certificate_fingerprint(caller.certificate) or (
         parsed.creator_msp_id != caller.msp_id
     ):
@@ -187,9 +190,37 @@ def verify_access_event(
         expires_at=expires_at,
         officer_msp_id=caller.msp_id,
         officer_fingerprint=fingerprint,
+        officer_certificate=creator,
         event=document,
         granted=_granted(document.get("granted"), tx_id),
     )
+
+
+def require_unrevoked(
+    channel: ChannelConfig,
+    msp_id: str,
+    certificate: x509.Certificate,
+    *,
+    tx_id: str | None = None,
+) -> None:
+    """Refuse a release to a certificate the channel config at the release's snapshot revokes.
+
+    The gateway's membership check refuses a revoked caller once its view of
+    the channel has caught up with the config block; a custodian checks
+    against the config of the very snapshot it releases from, so no key or
+    blob leaves after a revocation it could see (I2), however the request
+    reached it.
+    """
+    msp = channel.msps.msps.get(msp_id)
+    if msp is None or msp.revokes(certificate):
+        fingerprint = certificate_fingerprint(certificate)
+        raise GatewayError(
+            f"certificate {fingerprint[:16]}... of {msp_id} has been revoked on the channel"
+            f" (config sequence {channel.sequence}); nothing is released",
+            code="certificate_revoked",
+            status=401,
+            tx_id=tx_id,
+        )
 
 
 __all__ = [
@@ -199,5 +230,6 @@ __all__ = [
     "KeyReleaseRefused",
     "VerifiedGrant",
     "refuse",
+    "require_unrevoked",
     "verify_access_event",
 ]

@@ -52,6 +52,7 @@ from gateway.access_events import (
     GrantedRecord,
     KeyReleaseRefused,
     VerifiedGrant,
+    require_unrevoked,
     verify_access_event,
 )
 from gateway.access_events import refuse as _refuse
@@ -67,6 +68,7 @@ from gateway.service.releases import (
     release_log_path,
 )
 from gateway.store import DepartmentStore, RecordErasedError, StoreError, TierKeyEntry
+from network.fabric.validator import ChannelConfig
 
 
 class KeyNotRegistered(Conflict):
@@ -86,6 +88,10 @@ class LedgerReader(Protocol):
 
     def states_at(self, keys: Sequence[str]) -> tuple[int, list[bytes | None]]:
         """:meth:`states` and the ledger height of that snapshot."""
+        ...
+
+    def channel_at(self, height: int) -> ChannelConfig:
+        """The channel config (members and their CRLs) in force at ``height``."""
         ...
 
 
@@ -445,6 +451,10 @@ class Custodians:
                 *(composite_key(ERASURE, record.record_id) for record in grant.granted),
             ]
         )
+        channel = self.ledger.channel_at(height)
+        require_unrevoked(
+            channel, grant.officer_msp_id, grant.officer_certificate, tx_id=grant.tx_id
+        )
         for record, erasure in zip(grant.granted, stored[1 + count :], strict=True):
             if erasure is not None:
                 raise GatewayError(
@@ -482,7 +492,9 @@ class Custodians:
         grant = self.grants.grant_for(
             address, certificate_fingerprint(caller.certificate), _utc(now)
         )
-        if self.ledger.state(composite_key(ERASURE, grant.record_id)) is not None:
+        height, [erasure] = self.ledger.states_at([composite_key(ERASURE, grant.record_id)])
+        require_unrevoked(self.ledger.channel_at(height), caller.msp_id, caller.certificate)
+        if erasure is not None:
             raise GatewayError(
                 f"record {grant.record_id} was erased after this grant",
                 code="record_erased",

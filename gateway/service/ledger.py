@@ -43,7 +43,7 @@ from network.engine.proposal import Proposal, Transaction
 from network.engine.statedb import VALID
 from network.fabric.blocks import parse_block
 from network.fabric.transactions import ParsedTransaction, parse_envelope
-from network.fabric.validator import code_name
+from network.fabric.validator import ChannelConfig, code_name
 
 #: Fabric composite keys: U+0000 object type U+0000 (attribute U+0000)*.
 _SEP: Final = "\x00"
@@ -126,6 +126,10 @@ class LedgerClient:
     @property
     def tip_hash(self) -> bytes:
         return self.network.tip_hash
+
+    def channel_at(self, height: int) -> ChannelConfig:
+        """The channel config (members, CRLs) in force for a snapshot of ``height`` blocks."""
+        return self.network.committer.channel_at(height)
 
     def running(self) -> bool:
         """Whether the network still accepts work."""

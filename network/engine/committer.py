@@ -191,6 +191,10 @@ class Committer:
         self.check_time = check_time
         self._policies_for = policies_for
         self._prepared: dict[int, ChannelConfig] = {}
+        # (first ledger height it governs, config): the config in force for a snapshot of
+        # any height from the store's height at start on. Appended before a config
+        # block's commit, so a reader that sees the block also sees its config.
+        self._configs: list[tuple[int, ChannelConfig]] = [(0, channel)]
         self._commit_hash = self._stored_commit_hash()
 
     def _stored_commit_hash(self) -> bytes:
@@ -282,6 +286,11 @@ class Committer:
                 writes.extend(
                     StateWrite(result.index, w.namespace, w.key, w.value) for w in result.writes
                 )
+        number = int(block.header.number)
+        channel = None
+        if validation.config is not None:
+            channel = self._config_for(number, validation.config)
+            self._configs = [*(c for c in self._configs if c[0] <= number), (number + 1, channel)]
         self.store.commit_block(
             block.SerializeToString(),
             block_header_hash(block.header),
@@ -289,9 +298,25 @@ class Committer:
             writes=writes,
         )
         self._commit_hash = chained
-        number = int(block.header.number)
-        channel = self._adopt(number, validation.config) if validation.config is not None else None
+        if channel is not None:
+            self._adopt(channel)
         return CommittedBlock(number, block, validation, channel)
+
+    def channel_at(self, height: int) -> ChannelConfig:
+        """The channel config in force for a snapshot of the ledger at ``height`` blocks.
+
+        That is the config of the last config block below ``height``. Key
+        custodians ask it with the height of the snapshot they just read, so a
+        certificate revoked in a block they can see is refused even before the
+        gateway's own membership view has caught up with that block. Heights
+        from before this committer started get the config it started with:
+        nobody reads a snapshot older than the store it opened.
+        """
+        configs = self._configs
+        for since, channel in reversed(configs):
+            if since <= height:
+                return channel
+        return configs[0][1]
 
     def prepare_config(self, number: int, channel: ChannelConfig) -> None:
         """Offer the orderer's :class:`ChannelConfig` for config block ``number``.
@@ -302,15 +327,18 @@ class Committer:
         """
         self._prepared[number] = channel
 
-    def _adopt(self, number: int, config: Any) -> ChannelConfig:
-        """Switch to a committed config: later blocks are validated under it."""
+    def _config_for(self, number: int, config: Any) -> ChannelConfig:
+        """The :class:`ChannelConfig` of config block ``number`` (the orderer's, if it matches)."""
         channel = self._prepared.pop(number, None)
         if channel is None or channel.config != config:
             channel = channel_config_from(self.channel.channel_id, config)
+        return channel
+
+    def _adopt(self, channel: ChannelConfig) -> None:
+        """Switch to a committed config: later blocks are validated under it."""
         self.channel = channel
         if self._policies_for is not None:
             self.policies = self._policies_for(channel)
-        return channel
 
 
 class CommitWaiters:

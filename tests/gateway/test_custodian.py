@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from chaincode.caller import certificate_fingerprint
 from chaincode.ledger import ENC_KEY, RECORD_VERSION, sequence_key
@@ -44,7 +45,10 @@ from gateway.service.core import GatewayService
 from gateway.service.ledger import CommittedTransaction, composite_key
 from gateway.service.transactions import build_signed_proposal, sign_transaction
 from gateway.settings import GatewaySettings
+from network.engine.committer import channel_config_from
+from network.fabric.configtx import with_revocation_list
 from network.fabric.transactions import parse_envelope
+from network.fabric.validator import ChannelConfig
 from tests.gateway.test_app_support import (
     ShiftedClock,
     SignedClient,
@@ -147,10 +151,13 @@ async def world(demo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> As
 class Forged:
     """The real ledger, except for what a test overrides."""
 
-    def __init__(self, ledger: Any, *, committed: Any = None, state: Any = None) -> None:
+    def __init__(
+        self, ledger: Any, *, committed: Any = None, state: Any = None, channel: Any = None
+    ) -> None:
         self.ledger = ledger
         self._committed = committed
         self._state = state
+        self._channel = channel
 
     def committed(self, tx_id: str) -> CommittedTransaction | None:
         real = self.ledger.committed(tx_id)
@@ -167,6 +174,10 @@ class Forged:
 
     def states_at(self, keys: list[str]) -> tuple[int, list[bytes | None]]:
         return int(self.ledger.height), self.states(keys)
+
+    def channel_at(self, height: int) -> ChannelConfig:
+        real: ChannelConfig = self.ledger.channel_at(height)
+        return self._channel(height, real) if self._channel else real
 
 
 def _decided(world: World, tx_id: str) -> Any:
@@ -402,3 +413,48 @@ async def test_release_log_failure_reaches_every_waiter(tmp_path: Path) -> None:
         for future in futures:
             with pytest.raises(IsADirectoryError):
                 future.result()
+
+
+def _revoking(world: World, identity: Identity, channel: ChannelConfig) -> ChannelConfig:
+    """``channel`` with a CRL from ``identity``'s CA naming its certificate."""
+    now = world.clock()
+    crl = world.consortium.certificate_authority(identity.msp_id).revocation_list(
+        {identity.certificate.serial_number: now}, now=now
+    )
+    updated = with_revocation_list(channel.config, identity.msp_id, crl.public_bytes(Encoding.PEM))
+    return channel_config_from(channel.channel_id, updated)
+
+
+async def test_a_certificate_revoked_at_the_releases_snapshot_gets_nothing(world: World) -> None:
+    # The revocation is in the snapshot the custodian reads (the gateway's membership view
+    # may not have caught up yet): no tier key and no blob leaves, and nothing is logged.
+    officer = world.identity(OFFICER)
+    honest = world.custodians(world.service.ledger)
+    grant = honest.verify(world.granted_tx, officer, world.clock())
+    _, released = honest.release(grant, world.clock())  # live grant, certificate in good standing
+    seen: list[int] = []
+
+    def revoked(height: int, real: ChannelConfig) -> ChannelConfig:
+        seen.append(height)
+        return _revoking(world, officer, real)
+
+    custodians = world.custodians(Forged(world.service.ledger, channel=revoked))
+    custodians.grants = honest.grants  # the blob grants the release above recorded
+    log = ReleaseLog(release_log_path(world.home, "PublicSecurity"))
+    before = len(list(log.entries()))
+    now = world.clock()
+    with pytest.raises(GatewayError) as refused:
+        custodians.release(custodians.verify(world.granted_tx, officer, now), now)
+    assert (refused.value.code, refused.value.status) == ("certificate_revoked", 401)
+    assert refused.value.extensions["tx_id"] == world.granted_tx
+    with pytest.raises(GatewayError) as blob_refused:
+        custodians.blob(released[0].content_address, officer, world.clock())
+    assert blob_refused.value.code == "certificate_revoked"
+    assert seen == [world.service.ledger.height] * 2
+    assert len(list(log.entries())) == before
+    # Another department's CRL does not touch this officer.
+    registrar = world.identity("registrar.publicsecurity.sz1")
+    other = world.custodians(
+        Forged(world.service.ledger, channel=lambda _, real: _revoking(world, registrar, real))
+    )
+    other.release(other.verify(world.granted_tx, officer, world.clock()), world.clock())

@@ -329,3 +329,20 @@ async def test_a_revoked_officer_is_locked_out_and_it_survives_a_restart(
         assert replayed.commit_hash_matches in (None, True)
     assert replay.channel is not None
     assert replay.channel.sequence == 2
+
+
+async def test_the_config_in_force_at_a_height_is_the_last_config_block_below_it(
+    network: EmbeddedNetwork, members: Consortium
+) -> None:
+    # Key custodians ask with the height of the snapshot they read: a snapshot that holds
+    # the revoking config block must see the CRL, one taken just before it must not.
+    officer = members.identity("officer.tax.sz1")
+    before = network.committer.channel_at(network.height)
+    assert not before.msps.msps["TaxMSP"].revokes(officer.certificate)
+    commit = await network.update_config(revoking(network, members, officer))
+    old = network.committer.channel_at(commit.block_number)
+    new = network.committer.channel_at(commit.block_number + 1)
+    assert old is before
+    assert new.sequence == commit.sequence == before.sequence + 1
+    assert new.msps.msps["TaxMSP"].revokes(officer.certificate)
+    assert network.committer.channel_at(network.height) is new is network.committer.channel
