@@ -12,7 +12,7 @@ instead and leaves its profile in ``DIR``.
 
 Usage::
 
-    .venv/bin/python load/bench.py --users 50 --seconds 60 [--batch-timeout-ms 200]
+    .venv/bin/python load/bench.py --users 50 --seconds 60 [--batch-timeout-ms 200] [--spy FILE]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import spy_report  # load/ is a folder of scripts: run as python load/bench.py
 import yaml
 
 LOAD = Path(__file__).resolve().parent
@@ -130,6 +131,27 @@ def summary(rows: list[dict[str, Any]], seconds: float) -> str:
     return "\n".join(lines)
 
 
+def start_spy(pid: int, out: Path, seconds: int) -> subprocess.Popen[bytes]:
+    """Sample the gateway's GIL holder with py-spy over the steady part of the run.
+
+    It starts after Locust's ramp-up and stops before the end; ``--nonblocking``
+    never pauses the gateway, so the run's numbers stay comparable to one
+    without it (some samples are lost instead; py-spy reports how many).
+    """
+    duration = max(5, seconds - 15)
+    command = [str(BIN / "py-spy"), "record", "--pid", str(pid), "--gil", "--nonblocking"]
+    command += ["--rate", "250", "--duration", str(duration), "--format", "raw"]
+    command += ["--output", str(out)]
+    return subprocess.Popen(["sh", "-c", 'sleep 10 && exec "$@"', "spy", *command])
+
+
+def spy_summary(samples: Path) -> str:
+    if not samples.exists():
+        return f"py-spy wrote no {samples} (is ptrace allowed here?)"
+    with samples.open(encoding="utf-8", errors="replace") as stream:
+        return spy_report.parse(stream, str(LOAD.parent)).render(top=20)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=50)
@@ -139,6 +161,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--people", type=int, default=40)
     parser.add_argument("--batch-timeout-ms", type=int, default=None)
     parser.add_argument("--profile", type=Path, default=None, help="profile the gateway into DIR")
+    parser.add_argument(
+        "--spy",
+        type=Path,
+        default=None,
+        help="record the gateway's GIL-holding thread with py-spy into FILE and summarise it",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary home")
     args = parser.parse_args(argv)
     url = f"http://127.0.0.1:{args.port}"
@@ -177,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
+            spy = start_spy(server.pid, args.spy, args.seconds) if args.spy else None
             _, _, usage = os.wait4(locust.pid, 0)
             wall = time.monotonic() - started
             server_cpu = process_cpu(server.pid) - before
@@ -187,6 +216,9 @@ def main(argv: list[str] | None = None) -> None:
             server.wait(timeout=120)
             log.close()
         load_cpu = usage.ru_utime + usage.ru_stime
+        if spy is not None and args.spy is not None:
+            spy.wait(timeout=60)
+            print(spy_summary(args.spy) + "\n")
         print(summary(read_stats(prefix), args.seconds))
         print(
             f"\nCPU over {wall:.1f} s: gateway {server_cpu:.1f} s ({100 * server_cpu / wall:.0f}%"
