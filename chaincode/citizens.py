@@ -46,7 +46,7 @@ from chaincode.codec import (
 from chaincode.context import Tx
 from chaincode.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from chaincode.governance import anchored_policy
-from chaincode.ledger import ACCESS, CITIZEN, CONSENT
+from chaincode.ledger import ACCESS, CITIZEN, CONSENT, MARKER, SUBJECT_CITIZEN
 from chaincode.reviews import open_review
 from chaincode.signed import (
     CONSENT_FORMAT,
@@ -120,6 +120,9 @@ async def register_citizen(tx: Tx, arg: dict[str, Any]) -> dict[str, Any]:
         "tx_id": tx.ledger.tx_id,
     }
     await tx.ledger.put_json(key, binding)
+    await tx.ledger.put(
+        tx.ledger.key(SUBJECT_CITIZEN, about, credential.msp_id, credential.fingerprint), MARKER
+    )
     tx.ledger.set_event("CitizenRegistered", binding)
     return binding
 

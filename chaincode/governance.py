@@ -36,7 +36,15 @@ from chaincode.caller import LedgerConfig, identify, identify_certificate
 from chaincode.codec import check_fields, integer
 from chaincode.context import Tx
 from chaincode.errors import Conflict, Forbidden, InvalidArgument, NotFound, PolicyNotInstalled
-from chaincode.ledger import CONFIG_KEY, POLICY_BUNDLE, POLICY_KEY, POLICY_META, sequence_key
+from chaincode.ledger import (
+    CITIZEN_INDEX_KEY,
+    CONFIG_KEY,
+    MARKER,
+    POLICY_BUNDLE,
+    POLICY_KEY,
+    POLICY_META,
+    sequence_key,
+)
 from crypto.identity import NodeOU
 from policies.bundle import PolicyBundle
 from policies.errors import ApprovalError, BundleError, InsufficientApprovalsError
@@ -109,6 +117,8 @@ async def init_ledger(tx: Tx, arg: dict[str, Any]) -> dict[str, Any]:
     caller = identify(config, msp_id, id_bytes, now=tx.ledger.now)
     require_admin(caller)
     await tx.ledger.put_json(CONFIG_KEY, config.to_dict())
+    # No citizen is bound yet, so the subject index of citizen credentials is complete.
+    await tx.ledger.put(CITIZEN_INDEX_KEY, MARKER)
     result = {
         "departments": [{"org": d.org, "msp_id": d.msp_id} for d in config.departments],
         "request_window_seconds": config.request_window,

@@ -60,6 +60,11 @@ OPEN_REVIEW: Final = "open_review"
 NONCE: Final = "nonce"
 ENC_KEY: Final = "enc_key"
 CITIZEN: Final = "citizen"
+#: Index ``subject_citizen <subject> <msp_id> <fingerprint>``: the credentials bound to a subject.
+SUBJECT_CITIZEN: Final = "subject_citizen"
+#: Plain key written by ``InitLedger``: every citizen binding on this ledger is in
+#: :data:`SUBJECT_CITIZEN`. Ledgers initialised before the index existed lack it.
+CITIZEN_INDEX_KEY: Final = "citizen_index"
 CONSENT: Final = "consent"
 
 #: The value of index entries that need to carry nothing.

@@ -56,6 +56,13 @@ def composite_key(object_type: str, *attributes: str) -> str:
     return _SEP + "".join(part + _SEP for part in (object_type, *attributes))
 
 
+def split_composite_key(key: str) -> list[str]:
+    """The object type and attributes of a composite key (inverse of :func:`composite_key`)."""
+    if not key.startswith(_SEP) or not key.endswith(_SEP):
+        raise ValueError("not a composite key")
+    return key[1:-1].split(_SEP)
+
+
 @dataclass(frozen=True)
 class CommittedTransaction:
     """A transaction as the ledger holds it: validation code, block, decoded envelope."""

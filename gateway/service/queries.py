@@ -11,12 +11,13 @@ own :func:`chaincode.authz.may_read_events`.
 
 Notes (off-chain free text) are sealed to the subject's citizens too, so
 the gateway must find, from committed state alone, the credentials bound to
-a pseudonym. The ledger keeps ``citizen <msp_id> <fingerprint> -> subject``
-and no reverse index, so :meth:`QueryService.subject_key_holders` scans the
-``citizen`` range read-only, in pages, and stops after
-:data:`CITIZEN_SCAN_LIMIT` bindings (logging it): linear in the number of
-registered citizens, paid only when a note is stored. A deployment with
-more citizens than that needs a chaincode index by subject.
+a pseudonym. ``RegisterCitizen`` writes the index ``subject_citizen <subject>
+<msp_id> <fingerprint>`` beside the binding, and ``InitLedger`` marks the
+index complete (``citizen_index``); :meth:`QueryService.subject_credentials`
+then reads one short range. A ledger initialised before the index existed
+lacks the mark and may hold unindexed bindings: there the gateway falls back
+to scanning the ``citizen`` range read-only, in pages, stopping after
+:data:`CITIZEN_SCAN_LIMIT` bindings (and logging it).
 """
 
 from __future__ import annotations
@@ -34,7 +35,14 @@ from chaincode import LedgerConfig
 from chaincode.authz import may_read_events
 from chaincode.caller import certificate_fingerprint, identify
 from chaincode.codec import format_time
-from chaincode.ledger import ACCESS, CITIZEN, CONFIG_KEY, ENC_KEY
+from chaincode.ledger import (
+    ACCESS,
+    CITIZEN,
+    CITIZEN_INDEX_KEY,
+    CONFIG_KEY,
+    ENC_KEY,
+    SUBJECT_CITIZEN,
+)
 from crypto.errors import AccessLedgerError
 from crypto.identity import Identity
 from gateway.errors import Forbidden, GatewayError, RequestInvalid
@@ -46,7 +54,7 @@ from gateway.schemas import (
     RecordAccessView,
     ReviewView,
 )
-from gateway.service.ledger import LedgerClient, composite_key
+from gateway.service.ledger import LedgerClient, composite_key, split_composite_key
 from gateway.service.policy import PolicyCache
 from policies.requests import ALL_DEPARTMENTS
 
@@ -186,13 +194,29 @@ class QueryService:
     def subject_credentials(self, subject: str) -> list[tuple[str, str]]:
         """``(msp_id, fingerprint)`` of every citizen credential committed as bound to ``subject``.
 
-        A bounded, read-only scan of the ``citizen`` range (module docstring).
+        From the subject index, or on a ledger that predates it a bounded scan
+        of every binding (module docstring).
         """
+        store, namespace = self.ledger.network.store, self.ledger.chaincode
+        with store.snapshot() as view:
+            if view.get_state(namespace, CITIZEN_INDEX_KEY) is not None:
+                prefix = composite_key(SUBJECT_CITIZEN, subject)
+                rows = view.get_state_range(namespace, prefix, prefix + _MAX_RUNE)
+                found = []
+                for row in rows:
+                    *_, msp_id, fingerprint = split_composite_key(row.key)
+                    found.append((msp_id, fingerprint))
+                return found
+        return self._scan_bindings(subject)
+
+    def _scan_bindings(self, subject: str) -> list[tuple[str, str]]:
+        """The credentials bound to ``subject`` by reading every binding (unindexed ledgers)."""
         prefix = composite_key(CITIZEN)
         start, end = prefix, prefix + _MAX_RUNE
         found: list[tuple[str, str]] = []
         scanned = 0
         store, namespace = self.ledger.network.store, self.ledger.chaincode
+        logger.info("this ledger has no subject index of citizen credentials; scanning bindings")
         while True:
             want = min(_SCAN_PAGE, CITIZEN_SCAN_LIMIT - scanned)
             with store.snapshot() as view:

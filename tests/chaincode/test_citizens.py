@@ -79,6 +79,12 @@ async def test_register_citizen(ledger: LedgerHarness, subject: str) -> None:
     assert bound.ok, bound.message
     assert bound.payload["subject"] == subject
     assert "certificate" not in bound.payload
+    # The binding and its entry in the subject's index of credentials, nothing else.
+    fingerprint = bound.payload["cert_fingerprint"]
+    assert set(bound.writes()) == {
+        f"\x00citizen\x00CivilAffairsMSP\x00{fingerprint}\x00",
+        f"\x00subject_citizen\x00{subject}\x00CivilAffairsMSP\x00{fingerprint}\x00",
+    }
     again = await ledger.submit(registrar, "RegisterCitizen", arg)
     assert again.code == "citizen_exists"
     officer_cert = {

@@ -35,6 +35,8 @@ async def test_init_ledger_pins_departments_once(bare: LedgerHarness, config: Le
     assert result.ok, result.message
     assert [d["org"] for d in result.payload["departments"]] == list(config.orgs)
     assert result.event_name == "LedgerInitialised"
+    # No citizen is bound yet: the subject index of citizen credentials starts complete.
+    assert result.writes() == {"config": result.writes()["config"], "citizen_index": b"1"}
 
     again = await bare.submit(admin, "InitLedger", config.to_json())
     assert again.status == 409

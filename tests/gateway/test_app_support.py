@@ -34,6 +34,7 @@ from crypto.identity import Identity
 from crypto.pseudonym import check_character, pseudonym
 from gateway.app import create_app
 from gateway.auth import sign_request
+from gateway.service.core import GatewayService
 from gateway.service.notes import NOTE_TIER, NOTES_ORG, note_id
 from gateway.service.transactions import build_signed_proposal, sign_transaction
 from gateway.settings import GatewaySettings
@@ -325,3 +326,21 @@ def has_note(home: Path, kind: str, tx_id: str) -> bool:
         return bool(stores.store(NOTES_ORG).list_tier_keys(record_id=note_id(kind, tx_id)))
     finally:
         stores.close()
+
+
+async def submit_in_process(
+    service: GatewayService, identity: Identity, function: str, argument: dict[str, Any]
+) -> str:
+    """Propose, sign and commit one call through the service's two legs, without HTTP."""
+    raw = build_signed_proposal(
+        identity,
+        channel=service.ledger.channel,
+        chaincode=service.ledger.chaincode,
+        function=function,
+        argument=argument,
+        now=service.now(),
+    )
+    prepared = await service.propose(identity, base64.b64encode(raw).decode(), {function})
+    signature = sign_transaction(identity, base64.b64decode(prepared.transaction))
+    committed = await service.commit(identity, prepared.tx_id, base64.b64encode(signature).decode())
+    return committed.tx_id

@@ -10,7 +10,6 @@ releases anything, and every release is logged before it leaves.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -43,7 +42,6 @@ from gateway.errors import GatewayError
 from gateway.schemas import AmendmentInput, RecordInput
 from gateway.service.core import GatewayService
 from gateway.service.ledger import CommittedTransaction, composite_key
-from gateway.service.transactions import build_signed_proposal, sign_transaction
 from gateway.settings import GatewaySettings
 from network.engine.committer import channel_config_from
 from network.fabric.configtx import with_revocation_list
@@ -55,6 +53,7 @@ from tests.gateway.test_app_support import (
     copy_home,
     identity_number,
     residence_permit,
+    submit_in_process,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -88,24 +87,6 @@ class World:
         )
 
 
-async def _submit(
-    service: GatewayService, identity: Identity, function: str, argument: dict[str, Any]
-) -> str:
-    raw = build_signed_proposal(
-        identity,
-        channel=service.ledger.channel,
-        chaincode=service.ledger.chaincode,
-        function=function,
-        argument=argument,
-        now=service.now(),
-    )
-    functions = {function}
-    prepared = await service.propose(identity, base64.b64encode(raw).decode(), functions)
-    signature = sign_transaction(identity, base64.b64decode(prepared.transaction))
-    committed = await service.commit(identity, prepared.tx_id, base64.b64encode(signature).decode())
-    return committed.tx_id
-
-
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def world(demo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     home = copy_home(demo_home, tmp_path_factory.mktemp("custodian"))
@@ -125,9 +106,9 @@ async def world(demo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> As
             ),
             now=service.now(),
         )
-        await _submit(service, registrar, draft.function, draft.argument)
+        await submit_in_process(service, registrar, draft.function, draft.argument)
         officer = SignedClient("http://unused", consortium.identity(OFFICER), clock)
-        granted = await _submit(
+        granted = await submit_in_process(
             service,
             officer.identity,
             "RequestAccess",
@@ -135,7 +116,7 @@ async def world(demo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> As
                 draft.subject, tier="T1", purpose="school_enrolment", record_ids=["rp-custodian-1"]
             ),
         )
-        denied = await _submit(
+        denied = await submit_in_process(
             service,
             officer.identity,
             "RequestAccess",
@@ -377,7 +358,7 @@ async def test_amendment_draft_is_a_new_version(world: World) -> None:
         amend=world.record_id,
     )
     assert (draft.function, draft.version) == ("AmendRecord", 2)
-    await _submit(world.service, registrar, draft.function, draft.argument)
+    await submit_in_process(world.service, registrar, draft.function, draft.argument)
     # The grant was for version 1: it still releases version 1's keys, never version 2's.
     custodians = world.custodians(world.service.ledger)
     grant = custodians.verify(world.granted_tx, world.identity(OFFICER), world.clock())

@@ -13,11 +13,9 @@ erasure's authorisation and the decision from the blocks alone and names both.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -26,7 +24,6 @@ from audit.findings import FindingKind
 from chaincode import access as chaincode_access
 from chaincode import authz as chaincode_authz
 from crypto.consortium import Consortium
-from crypto.identity import Identity
 from gateway.errors import GatewayError
 from gateway.schemas import RecordInput
 from gateway.service.core import GatewayService
@@ -37,7 +34,6 @@ from gateway.service.erasure import (
     shred,
 )
 from gateway.service.records import Draft
-from gateway.service.transactions import build_signed_proposal, sign_transaction
 from gateway.settings import GatewaySettings
 from gateway.store import RecordErasedError
 from tests.audit.conftest import replay
@@ -47,6 +43,7 @@ from tests.gateway.test_app_support import (
     copy_home,
     identity_number,
     residence_permit,
+    submit_in_process,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -58,23 +55,6 @@ OFFICER = "officer.education.sz1"
 class World:
     service: GatewayService
     consortium: Consortium
-
-
-async def _submit(
-    service: GatewayService, identity: Identity, function: str, argument: dict[str, Any]
-) -> str:
-    raw = build_signed_proposal(
-        identity,
-        channel=service.ledger.channel,
-        chaincode=service.ledger.chaincode,
-        function=function,
-        argument=argument,
-        now=service.now(),
-    )
-    prepared = await service.propose(identity, base64.b64encode(raw).decode(), {function})
-    signature = sign_transaction(identity, base64.b64decode(prepared.transaction))
-    committed = await service.commit(identity, prepared.tx_id, base64.b64encode(signature).decode())
-    return committed.tx_id
 
 
 async def _register(world: World, record_id: str, sequence: int) -> Draft:
@@ -90,7 +70,7 @@ async def _register(world: World, record_id: str, sequence: int) -> Draft:
         ),
         now=world.service.now(),
     )
-    await _submit(world.service, registrar, draft.function, draft.argument)
+    await submit_in_process(world.service, registrar, draft.function, draft.argument)
     return draft
 
 
@@ -114,7 +94,7 @@ async def test_reconcile_shreds_what_a_crash_left_and_only_that(world: World) ->
     assert len(store.list_tier_keys(record_id="rp-crash-1")) == 4
 
     registrar = world.consortium.identity(REGISTRAR)
-    tx_id = await _submit(service, registrar, "EraseRecord", {"record_id": "rp-crash-1"})
+    tx_id = await submit_in_process(service, registrar, "EraseRecord", {"record_id": "rp-crash-1"})
     erasure = ledger_erasure(service.ledger, "rp-crash-1")
     assert erasure is not None
     assert erasure.tx_id == tx_id
@@ -149,11 +129,13 @@ async def test_replay_names_erasures_and_grants_a_lying_chaincode_endorsed(
     intruder = world.consortium.identity("registrar.housing.sz1")
     # Honest contract: refused, nothing written.
     with pytest.raises(GatewayError) as refused:
-        await _submit(service, intruder, "EraseRecord", {"record_id": "rp-forged-1"})
+        await submit_in_process(service, intruder, "EraseRecord", {"record_id": "rp-forged-1"})
     assert (refused.value.status, refused.value.code) == (403, "not_owner_department")
 
     monkeypatch.setattr(chaincode_authz, "require_eraser", lambda *args: None)
-    forged_erase = await _submit(service, intruder, "EraseRecord", {"record_id": "rp-forged-1"})
+    forged_erase = await submit_in_process(
+        service, intruder, "EraseRecord", {"record_id": "rp-forged-1"}
+    )
     monkeypatch.setattr(chaincode_access, "is_erased", lambda record: False)
     officer = SignedClient("http://unused", world.consortium.identity(OFFICER), ShiftedClock())
     document = officer.access_document(
@@ -162,7 +144,7 @@ async def test_replay_names_erasures_and_grants_a_lying_chaincode_endorsed(
     # The lying grant commits, but the custodian reads the erasure on the ledger and
     # releases nothing, although the store was not shredded (no route watched the commit).
     with pytest.raises(GatewayError) as withheld:
-        await _submit(service, officer.identity, "RequestAccess", document)
+        await submit_in_process(service, officer.identity, "RequestAccess", document)
     assert (withheld.value.status, withheld.value.code) == (410, "record_erased")
     forged_grant = str(withheld.value.extensions["tx_id"])
     monkeypatch.undo()
@@ -200,14 +182,14 @@ async def test_a_grant_from_before_the_erasure_releases_nothing_even_before_the_
     document = officer.access_document(
         draft.subject, tier="T1", purpose="school_enrolment", record_ids=[draft.record_id]
     )
-    grant = await _submit(service, officer.identity, "RequestAccess", document)
+    grant = await submit_in_process(service, officer.identity, "RequestAccess", document)
     first = await service.access(officer.identity, grant)
     [released] = [r for r in first.grants if r.tiers]
     address = released.tiers[0].content_address
     assert service.blob(officer.identity, address)  # fetchable under the live grant
     # EraseRecord committed through the generic service path: nothing shreds the store here.
     registrar = world.consortium.identity(REGISTRAR)
-    await _submit(service, registrar, "EraseRecord", {"record_id": draft.record_id})
+    await submit_in_process(service, registrar, "EraseRecord", {"record_id": draft.record_id})
     assert _store_keys(service, draft.record_id) > 0  # the store still holds the keys
 
     with pytest.raises(GatewayError) as refused:

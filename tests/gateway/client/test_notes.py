@@ -280,7 +280,7 @@ class _CommittedState:
         self.store = store
 
 
-def test_the_subjects_credentials_are_found_page_by_page_within_a_bound(
+def test_the_subjects_credentials_are_indexed_or_found_page_by_page_within_a_bound(
     scene: Scene, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     consortium = Consortium.load(scene.home, public_only=True)
@@ -295,6 +295,9 @@ def test_the_subjects_credentials_are_found_page_by_page_within_a_bound(
     try:
         ledger = LedgerClient(cast(EmbeddedNetwork, _CommittedState(store)))
         queries = QueryService(ledger, cast(PolicyCache, None))
+        assert set(queries.subject_credentials(scene.subject)) == mine  # through the index
+        # A ledger from before the subject index (no ``citizen_index`` mark) is scanned.
+        monkeypatch.setattr(queries_module, "CITIZEN_INDEX_KEY", "no_such_mark")
         monkeypatch.setattr(queries_module, "_SCAN_PAGE", 2)  # five bindings: three pages
         assert set(queries.subject_credentials(scene.subject)) == mine
         keyed = {holder.cert_fingerprint for holder in queries.subject_key_holders(scene.subject)}
