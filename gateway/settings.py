@@ -41,6 +41,13 @@ class GatewaySettings(BaseSettings):
     pending_ttl_seconds: Annotated[int, Field(ge=1, le=3600)] = 120
     max_pending_transactions: Annotated[int, Field(ge=1)] = 10_000
     commit_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
+    simulation_workers: Annotated[int, Field(ge=0, le=64)] = Field(
+        default=0,
+        description=(
+            "Worker processes that simulate chaincode proposals (endorsements and queries)"
+            " beside the gateway's own process; 0 simulates in process."
+        ),
+    )
     revoked_fingerprints: list[str] = Field(
         default_factory=list,
         description="Revoked certificates (hex SHA-256 of DER), refused although CA-issued.",

@@ -64,6 +64,7 @@ from gateway.settings import GatewaySettings
 from gateway.store import StoreRegistry
 from network.engine.network import EmbeddedNetwork
 from network.engine.proposal import Proposal
+from network.engine.simulation_pool import SimulationPool
 from network.fabric.validator import ChannelConfig
 
 Clock = Callable[[], datetime]
@@ -154,6 +155,14 @@ class GatewayService:
         home = Path(settings.home)
         network = EmbeddedNetwork.open(home, chaincodes={CHAINCODE_NAME: AccessLedgerChaincode})
         try:
+            if settings.simulation_workers:
+                pool = SimulationPool(
+                    network.store.path,
+                    network.endorser.chaincodes,
+                    workers=settings.simulation_workers,
+                )
+                network.endorser.use_simulation_pool(pool)
+                await asyncio.to_thread(pool.warm_up)
             if settings.bootstrap:
                 await bootstrap_ledger(
                     LedgerClient(network, commit_timeout=settings.commit_timeout_seconds),

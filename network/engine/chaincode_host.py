@@ -97,6 +97,8 @@ class ChaincodeHost:
         self.name = name
         self.version = version
         self.timeout = timeout
+        #: What was installed, so the same chaincode can be built elsewhere (worker processes).
+        self.source = chaincode
         self._chaincode = _as_chaincode(chaincode)
 
     async def execute(self, proposal: Proposal, state: StateReader) -> SimulationResult:

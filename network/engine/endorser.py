@@ -62,6 +62,7 @@ from network.engine.proposal import (
     create_proposal_response,
     create_transaction,
 )
+from network.engine.simulation_pool import SimulationPool, SimulationPoolError
 from network.engine.statedb import StateDB, StateSnapshot
 from network.engine.stub import SimulationResult
 from network.fabric.errors import ConfigError, MSPError, PolicyNotSatisfiedError
@@ -166,6 +167,8 @@ class Endorser:
         self.channel = channel
         self.store = store
         self.chaincodes = dict(chaincodes)
+        #: Worker processes simulating in place of this process (:meth:`use_simulation_pool`).
+        self.simulations: SimulationPool | None = None
         self.peers = tuple(peers)
         self.clock = clock
         self.preferred_orgs = tuple(preferred_orgs)
@@ -261,6 +264,9 @@ class Endorser:
         consistent state, and a burst of proposals costs one SQLite read
         transaction per block rather than one per proposal.
         """
+        pool = self.simulations
+        if pool is not None and proposal.chaincode_name in pool:
+            return await pool.execute(proposal)
         host = self.chaincodes[proposal.chaincode_name]
         view = self._acquire_view()
         try:
@@ -268,11 +274,20 @@ class Endorser:
         finally:
             self._release_view(view)
 
+    def use_simulation_pool(self, pool: SimulationPool) -> None:
+        """Simulate in ``pool``'s worker processes from now on; :meth:`close` stops it."""
+        if self.simulations is not None:
+            raise ConfigError("this endorser already simulates in a pool")
+        self.simulations = pool
+
     def close(self) -> None:
-        """Release the read snapshot (the store closes separately)."""
+        """Release the read snapshot and stop any simulation pool (the store closes separately)."""
         if self._view is not None:
             self._view.retire()
             self._view = None
+        if self.simulations is not None:
+            self.simulations.close()
+            self.simulations = None
 
     # -- 3. choosing endorsers -----------------------------------------------------------
 
@@ -325,7 +340,10 @@ class Endorser:
             )
         except ConfigError as exc:
             raise EndorseError(exc.message, tx_id=proposal.tx_id) from exc
-        result = await self.simulate(proposal)
+        try:
+            result = await self.simulate(proposal)
+        except SimulationPoolError as exc:
+            raise EndorseError(exc.message, tx_id=proposal.tx_id) from exc
         status = int(result.response.status)
         if status >= ERROR_THRESHOLD:
             raise EndorseError(
@@ -373,7 +391,10 @@ class Endorser:
             raise EvaluateError(
                 f"proposal {proposal.tx_id} rejected: {exc}", tx_id=proposal.tx_id
             ) from None
-        result = await self.simulate(proposal)
+        try:
+            result = await self.simulate(proposal)
+        except SimulationPoolError as exc:
+            raise EvaluateError(exc.message, tx_id=proposal.tx_id) from exc
         status = int(result.response.status)
         if status >= ERROR_THRESHOLD:
             raise EvaluateError(

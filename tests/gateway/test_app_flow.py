@@ -1,7 +1,8 @@
 """End to end over real HTTP on 127.0.0.1: register, request access, fetch, decrypt -- and I2.
 
 One gateway (uvicorn in a background thread) serves a private copy of the
-demo home for the whole module. A PublicSecurity registrar registers a
+demo home for the whole module, twice: simulating chaincode in its own
+process, then in a worker process (``simulation_workers``). A PublicSecurity registrar registers a
 residence permit; an Education enrolment officer asks for it for school
 enrolment. Every check goes through the public API with the callers' own
 keys, exactly as an agency system would.
@@ -37,9 +38,15 @@ REGISTRAR = "registrar.publicsecurity.sz1"
 PROBLEM = "application/problem+json"
 
 
-@pytest.fixture(scope="module")
-def env(demo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    with live_env(demo_home, tmp_path_factory.mktemp("flow")) as started:
+@pytest.fixture(scope="module", params=[0, 1], ids=["simulate-in-process", "simulate-in-worker"])
+def env(
+    demo_home: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Env]:
+    """The gateway, simulating chaincode in its own process or in a worker process."""
+    workers = int(request.param)
+    with live_env(
+        demo_home, tmp_path_factory.mktemp("flow"), simulation_workers=workers
+    ) as started:
         yield started
 
 

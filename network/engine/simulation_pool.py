@@ -1,0 +1,206 @@
+"""Chaincode simulation in worker processes: endorsement off the gateway's GIL.
+
+A Fabric network simulates proposals on many peers at once. The embedded
+engine runs every peer inside one Python process, where each simulation --
+the contract's reads, its Cedar evaluation, its signature checks -- competes
+for one GIL with HTTP, block validation and key release. A
+:class:`SimulationPool` runs :meth:`ChaincodeHost.execute` in worker
+processes instead, each with its own read-only connection to the ledger file.
+
+This is safe because a simulation is a pure function of the signed proposal
+and the committed state it reads, and nothing else: it writes nothing, and
+its read-write set records the version of every key it read. A worker reads
+the state at the height committed when its read transaction begins (SQLite
+WAL shows other processes each block atomically, once committed), exactly as
+a Fabric peer simulates at its own height; MVCC validation at commit refuses
+a transaction whose reads a later block changed. The parent keeps everything
+that holds a key or decides validity: it checks the proposal, chooses the
+endorsing peers and signs as them, orders, validates and commits.
+
+Workers are spawned (never forked: the parent runs threads), import the
+chaincode by reference (a class, or any picklable chaincode object), and
+each keeps one event loop for the coroutines of the contract API. A worker
+that dies breaks the pool; :meth:`SimulationPool.execute` then raises
+:class:`SimulationPoolError`, which the endorser reports like any endorsement
+failure, and the operator restarts the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import pickle
+import sqlite3
+from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fabric_protos.ledger.rwset import rwset_pb2 as _rwset_pb2
+from fabric_protos.peer import chaincode_event_pb2 as _chaincode_event_pb2
+from fabric_protos.peer import proposal_response_pb2 as _proposal_response_pb2
+
+from crypto.errors import AccessLedgerError
+from network.engine.chaincode_host import ChaincodeHost
+from network.engine.proposal import Proposal
+from network.engine.snapshot import StateSnapshot
+from network.engine.stub import SimulationResult
+
+chaincode_event_pb2: Any = _chaincode_event_pb2
+proposal_response_pb2: Any = _proposal_response_pb2
+rwset_pb2: Any = _rwset_pb2
+
+__all__ = ["ChaincodeSpec", "SimulationPool", "SimulationPoolError"]
+
+
+class SimulationPoolError(AccessLedgerError):
+    """The pool cannot simulate: a chaincode it cannot ship, or a worker that died."""
+
+    code = "simulation_pool_error"
+
+
+@dataclass(frozen=True)
+class ChaincodeSpec:
+    """How a worker builds an installed chaincode: what :class:`ChaincodeHost` was given."""
+
+    name: str
+    chaincode: object
+    version: str
+    timeout: float | None
+
+    @classmethod
+    def of(cls, host: ChaincodeHost) -> ChaincodeSpec:
+        return cls(host.name, host.source, host.version, host.timeout)
+
+
+# -- the worker side (module level, so the spawned interpreter can find it) ----------------
+
+
+class _Readers:
+    """A worker's read-only connections to the ledger, handed out as snapshots."""
+
+    def __init__(self, path: str) -> None:
+        self._uri = f"{Path(path).resolve().as_uri()}?mode=ro"
+        self._idle: list[sqlite3.Connection] = []
+
+    def snapshot(self) -> StateSnapshot:
+        conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = sqlite3.connect(self._uri, uri=True, isolation_level=None, timeout=10.0)
+        return StateSnapshot(self, conn)
+
+    def _release_reader(self, conn: sqlite3.Connection) -> None:
+        self._idle.append(conn)
+
+
+@dataclass
+class _Worker:
+    hosts: dict[str, ChaincodeHost]
+    readers: _Readers
+    loop: asyncio.AbstractEventLoop
+
+
+_worker: _Worker | None = None
+
+
+def _start_worker(ledger_path: str, specs: list[ChaincodeSpec]) -> None:
+    global _worker
+    hosts = {
+        spec.name: ChaincodeHost(
+            spec.chaincode, name=spec.name, version=spec.version, timeout=spec.timeout
+        )
+        for spec in specs
+    }
+    _worker = _Worker(hosts, _Readers(ledger_path), asyncio.new_event_loop())
+
+
+def _simulate(
+    proposal_bytes: bytes, signature: bytes | None
+) -> tuple[str, str, bytes, bytes, bytes]:
+    """Simulate one proposal on the committed state; the result as serialized messages."""
+    worker = _worker
+    if worker is None:
+        raise RuntimeError("simulation worker not started")
+    proposal = Proposal.from_bytes(proposal_bytes, signature)
+    host = worker.hosts[proposal.chaincode_name]
+    with worker.readers.snapshot() as view:
+        result = worker.loop.run_until_complete(host.execute(proposal, view))
+    return (
+        result.tx_id,
+        result.namespace,
+        result.response.SerializeToString(),
+        result.rwset_bytes,
+        result.event_bytes,
+    )
+
+
+# -- the parent side -----------------------------------------------------------------------
+
+
+class SimulationPool:
+    """Worker processes that simulate proposals for the installed chaincodes (module docstring)."""
+
+    def __init__(
+        self, ledger_path: Path | str, hosts: Mapping[str, ChaincodeHost], *, workers: int
+    ) -> None:
+        if workers < 1:
+            raise SimulationPoolError("a simulation pool needs at least one worker")
+        specs = [ChaincodeSpec.of(host) for host in hosts.values()]
+        try:
+            pickle.dumps(specs)
+        except Exception as exc:
+            raise SimulationPoolError(
+                f"the installed chaincodes cannot be sent to worker processes ({exc});"
+                " install them by class or run simulations in process"
+            ) from exc
+        self.workers = workers
+        self._names = frozenset(hosts)
+        self._executor = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(str(ledger_path), specs),
+        )
+
+    def __contains__(self, chaincode: object) -> bool:
+        return chaincode in self._names
+
+    async def execute(self, proposal: Proposal) -> SimulationResult:
+        """What :meth:`ChaincodeHost.execute` returns, computed in a worker process."""
+        loop = asyncio.get_running_loop()
+        try:
+            tx_id, namespace, response, rwset, event = await loop.run_in_executor(
+                self._executor, _simulate, proposal.proposal_bytes, proposal.signature
+            )
+        except BrokenProcessPool as exc:
+            raise SimulationPoolError(
+                f"a simulation worker died while simulating {proposal.tx_id}; restart the gateway"
+            ) from exc
+        return SimulationResult(
+            tx_id=tx_id,
+            namespace=namespace,
+            response=proposal_response_pb2.Response.FromString(response),
+            rwset=rwset_pb2.TxReadWriteSet.FromString(rwset),
+            event=chaincode_event_pb2.ChaincodeEvent.FromString(event) if event else None,
+        )
+
+    def warm_up(self) -> None:
+        """Start every worker now (spawning takes about a second), not on the first proposal."""
+        futures = [self._executor.submit(_noop) for _ in range(self.workers)]
+        for future in futures:
+            future.result()
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the running workers."""
+        processes = getattr(self._executor, "_processes", None) or {}
+        return sorted(int(pid) for pid in processes)
+
+    def close(self) -> None:
+        """Stop the workers (simulations in flight finish first)."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _noop() -> None:
+    return None
