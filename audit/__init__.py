@@ -9,6 +9,8 @@ depends on ``network`` (block parsing, Fabric's validation rules),
 * :mod:`audit.accessledger`, :mod:`audit.decisions`, :mod:`audit.events` --
   AccessLedger's namespace: policy governance, records, and every access
   decision re-evaluated under the policy anchored at its height;
+  :mod:`audit.namespace` names its keys and who may write each,
+  :mod:`audit.approvals` re-checks governance approvals;
 * :mod:`audit.signatures`, :mod:`audit.pipeline` -- signatures verified ahead
   in worker processes;
 * :mod:`audit.sources`, :mod:`audit.replay`, :mod:`audit.report` -- the I/O

@@ -28,6 +28,10 @@ written outside ``InstallPolicy``, an event outside ``RequestAccess``,
 
 Transactions of any other chaincode are left alone: access-policy checks
 apply only to AccessLedger's namespace.
+
+The key vocabulary and the values kept per transaction live in
+:mod:`audit.namespace`; the re-check of admins' approvals in
+:mod:`audit.approvals`.
 """
 
 from __future__ import annotations
@@ -38,141 +42,42 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
 
-from cryptography import x509
-
+from audit.approvals import Approvers
 from audit.decisions import DecisionInputs, recheck_access
 from audit.erasures import ERASE_FUNCTION, check_erasure
 from audit.events import AccessEvent, EventFormatError, parse_ledger_time
 from audit.findings import Finding, FindingKind
-from crypto.certificates import load_certificate_pem, node_ou, validate_certificate
+from audit.namespace import (
+    ACCESS,
+    CONFIG_KEY,
+    CONSENT,
+    ENC_KEY,
+    ERASURE,
+    POLICY_BUNDLE,
+    POLICY_KEY,
+    POLICY_META,
+    RECORD,
+    WRITERS,
+    AccessStats,
+    AnchoredBundle,
+    Department,
+    EncryptionKey,
+    RecordVersion,
+    departments_from_config,
+    json_value,
+    split_key,
+)
 from crypto.errors import AccessLedgerError
 from network.fabric.msp import MSPRegistry
 from network.fabric.replay import ReplayedBlock
 from network.fabric.transactions import CONFIG, ParsedTransaction
 from network.fabric.validator import StateWrite, TxResult
 from policies.bundle import PolicyBundle
-from policies.departments import verify_department_approvals
-from policies.governance import Approval, majority, signer_certificate, verify_approvals
-
-CONFIG_KEY = "config"
-POLICY_KEY = "policy"
-POLICY_BUNDLE = "policy_bundle"
-POLICY_META = "policy_meta"
-RECORD = "record"
-RECORD_VERSION = "record_version"
-ACCESS = "access"
-CONSENT = "consent"
-SUBJECT_RECORD = "subject_record"
-ENC_KEY = "enc_key"
-ERASURE = "erasure"
-
-#: Functions allowed to write each kind of key.
-_WRITERS = {
-    POLICY_BUNDLE: {"InstallPolicy"},
-    POLICY_META: {"InstallPolicy"},
-    POLICY_KEY: {"InstallPolicy"},
-    CONFIG_KEY: {"InitLedger", "AddDepartment"},
-    ACCESS: {"RequestAccess", "ContestAccess", "ReviewAccess"},
-    RECORD: {"RegisterRecord", "AmendRecord", ERASE_FUNCTION},
-    ERASURE: {ERASE_FUNCTION},
-    RECORD_VERSION: {"RegisterRecord", "AmendRecord"},
-    ENC_KEY: {"RegisterEncryptionKey"},
-}
-
 
 #: Appends a finding for the current transaction: ``report(kind, message)``.
 Report = Callable[[FindingKind, str], None]
-
-
-def split_key(key: str) -> tuple[str, tuple[str, ...]]:
-    """``(object type, attributes)`` of a composite key; ``(key, ())`` for a simple key."""
-    if not key.startswith("\x00"):
-        return key, ()
-    parts = key[1:].split("\x00")
-    if parts and parts[-1] == "":
-        parts.pop()
-    return (parts[0] if parts else ""), tuple(parts[1:])
-
-
-@dataclass(frozen=True)
-class Department:
-    org: str
-    msp_id: str
-    roots: tuple[x509.Certificate, ...]
-
-
-@dataclass(frozen=True)
-class AnchoredBundle:
-    """A policy version as installed: where, and the bundle itself."""
-
-    version: int
-    bundle_hash: str
-    bundle: PolicyBundle
-    block: int
-    tx_id: str
-
-
-@dataclass(frozen=True)
-class RecordVersion:
-    """One version of a record as committed, with the transaction that wrote it."""
-
-    record: Mapping[str, Any]
-    block: int
-    tx_id: str
-    #: The committed erasure document once the record was erased (``EraseRecord``).
-    erasure: Mapping[str, Any] | None = None
-
-    @property
-    def record_id(self) -> str:
-        return str(self.record.get("record_id", ""))
-
-    @property
-    def version(self) -> int:
-        value = self.record.get("version")
-        return value if isinstance(value, int) else 0
-
-    def content_addresses(self) -> dict[str, str]:
-        """``{tier: content address}`` of this version's ciphertexts."""
-        tiers = self.record.get("tiers")
-        if not isinstance(tiers, Mapping):
-            return {}
-        return {
-            str(t): str(entry.get("content_address"))
-            for t, entry in tiers.items()
-            if isinstance(entry, Mapping)
-        }
-
-
-@dataclass(frozen=True)
-class EncryptionKey:
-    """An X25519 key registered for an identity: when, and the SHA-256 of the public key."""
-
-    registered_at: datetime
-    sha256: str
-
-
-@dataclass
-class AccessStats:
-    events: int = 0
-    decisions_rechecked: int = 0
-    policy_versions: int = 0
-    records: int = 0
-    reviews: int = 0
-
-    def to_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
-
-
-def _json(value: bytes | None) -> Any:
-    if value is None:
-        return None
-    try:
-        return json.loads(value)
-    except (ValueError, UnicodeDecodeError):
-        return None
 
 
 @dataclass
@@ -238,7 +143,7 @@ class AccessLedgerAudit:
         by_type: dict[str, list[tuple[tuple[str, ...], StateWrite]]] = {}
         for w in writes:
             object_type, attributes = split_key(w.key)
-            allowed = _WRITERS.get(object_type)
+            allowed = WRITERS.get(object_type)
             if allowed is not None and function not in allowed:
                 kind = (
                     FindingKind.POLICY_BUNDLE
@@ -247,7 +152,7 @@ class AccessLedgerAudit:
                 )
                 report(kind, f"{function or 'a transaction'} wrote {object_type!r} state")
             by_type.setdefault(object_type, []).append((attributes, w))
-        argument = _json(tx.action.args[1]) if len(tx.action.args) > 1 else None
+        argument = json_value(tx.action.args[1]) if len(tx.action.args) > 1 else None
 
         if function == "InitLedger":
             self._init(by_type, report)
@@ -260,7 +165,7 @@ class AccessLedgerAudit:
             if isinstance(argument, Mapping) and str(argument.get("record_id")) in self.erasures:
                 self.erasure_blocks.setdefault(str(argument["record_id"]), number)
         for attributes, w in by_type.get(RECORD, []) if function != ERASE_FUNCTION else []:
-            record = _json(w.value)
+            record = json_value(w.value)
             if isinstance(record, Mapping) and attributes:
                 if "erased" in record or attributes[0] in self.erasures:
                     report(
@@ -274,7 +179,7 @@ class AccessLedgerAudit:
                 self.record_versions[(attributes[0], entry.version)] = entry
                 self.stats.records += 1
         for attributes, w in by_type.get(CONSENT, []):
-            consent = _json(w.value)
+            consent = json_value(w.value)
             if isinstance(consent, Mapping) and len(attributes) == 2:
                 self.consents.setdefault(attributes[0], {})[attributes[1]] = consent
         for attributes, w in by_type.get(ENC_KEY, []):
@@ -287,11 +192,15 @@ class AccessLedgerAudit:
 
     # -- configuration and governance ------------------------------------------------
 
+    def _approvers(self) -> Approvers:
+        """Who may approve a governance change at the current transaction."""
+        return Approvers(self.departments, self.channel_msps)
+
     def _init(self, by_type: Mapping[str, list[Any]], report: Report) -> None:
         for _, w in by_type.get(CONFIG_KEY, []):
-            config = _json(w.value)
+            config = json_value(w.value)
             try:
-                self.departments = _departments(config)
+                self.departments = departments_from_config(config)
             except (AccessLedgerError, KeyError, TypeError, ValueError) as exc:
                 report(FindingKind.ACCESS_EVENT, f"InitLedger configuration is unreadable: {exc}")
 
@@ -308,11 +217,11 @@ class AccessLedgerAudit:
             report(FindingKind.ACCESS_EVENT, "AddDepartment must write the configuration once")
             return
         try:
-            after = _departments(_json(writes[0][1].value))
+            after = departments_from_config(json_value(writes[0][1].value))
         except (AccessLedgerError, KeyError, TypeError, ValueError) as exc:
             report(FindingKind.ACCESS_EVENT, f"AddDepartment configuration is unreadable: {exc}")
             return
-        problems = self._department_approvals(argument, tx)
+        problems = self._approvers().department_problems(argument, tx)
         added = {org: d for org, d in after.items() if org not in self.departments}
         unchanged = all(after.get(org) == d for org, d in self.departments.items())
         if not unchanged or len(added) != 1:
@@ -324,42 +233,6 @@ class AccessLedgerAudit:
         for problem in problems:
             report(FindingKind.ACCESS_EVENT, f"AddDepartment: {problem}")
         self.departments = after
-
-    def _department_approvals(self, argument: Any, tx: ParsedTransaction) -> list[str]:
-        if not self.departments:
-            return ["a department was added before the ledger was initialised"]
-        if not isinstance(argument, Mapping) or not isinstance(argument.get("approvals"), list):
-            return ["the transaction carries no approvals"]
-        try:
-            approvals, admin_certs = self._admin_approvals(argument["approvals"], tx)
-            verify_department_approvals(
-                argument["department"],
-                approvals,
-                admin_certs,
-                required=majority(len(self.departments)),
-                now=tx.timestamp,
-            )
-        except _NotAnAdmin:
-            return ["an approval is not signed by an unrevoked department admin"]
-        except (AccessLedgerError, KeyError, TypeError) as exc:
-            return [f"approvals do not verify: {exc}"]
-        return []
-
-    def _admin_approvals(
-        self, items: Any, tx: ParsedTransaction
-    ) -> tuple[list[Approval], dict[str, list[x509.Certificate]]]:
-        """The approvals, with each signer resolved to the current department it is an admin of."""
-        admin_certs: dict[str, list[x509.Certificate]] = {org: [] for org in self.departments}
-        approvals = []
-        for item in items:
-            approval = Approval.from_dict(item)
-            cert = signer_certificate(approval.signer)
-            org = self._department_of(cert, tx)
-            if org is None or node_ou(cert) != "admin" or self._revoked(cert):
-                raise _NotAnAdmin
-            admin_certs[org].append(cert)
-            approvals.append(approval)
-        return approvals, admin_certs
 
     def _install(
         self,
@@ -379,7 +252,7 @@ class AccessLedgerAudit:
         (key_attrs, bundle_write), (_, meta_write) = stored[0], metas[0]
         data = bundle_write.value or b""
         digest = hashlib.sha256(data).hexdigest()
-        meta, anchor = _json(meta_write.value), _json(pointer[0][1].value)
+        meta, anchor = json_value(meta_write.value), json_value(pointer[0][1].value)
         problems = []
         for name, doc in (("policy_meta", meta), ("policy pointer", anchor)):
             if not isinstance(doc, Mapping) or doc.get("bundle_hash") != digest:
@@ -399,7 +272,7 @@ class AccessLedgerAudit:
             previous = self.current.version if self.current else 0
             if bundle.version <= previous:
                 problems.append(f"version {bundle.version} is not newer than {previous}")
-            problems += self._approvals(bundle, argument, tx)
+            problems += self._approvers().policy_problems(bundle, argument, tx)
         version = bundle.version if bundle else key_attrs[0] if key_attrs else "?"
         for problem in problems:
             report(FindingKind.POLICY_BUNDLE, f"policy version {version}: {problem}")
@@ -409,51 +282,8 @@ class AccessLedgerAudit:
             self.current = anchored
             self.stats.policy_versions += 1
 
-    def _approvals(self, bundle: PolicyBundle, argument: Any, tx: ParsedTransaction) -> list[str]:
-        """Re-verify the admins' approvals carried by the InstallPolicy transaction."""
-        if not self.departments:
-            return ["installed before the ledger was initialised"]
-        if not isinstance(argument, Mapping) or not isinstance(argument.get("approvals"), list):
-            return ["the transaction carries no approvals"]
-        try:
-            carried = PolicyBundle.from_dict(argument["bundle"])
-        except (AccessLedgerError, KeyError, TypeError) as exc:
-            return [f"the transaction's bundle does not load: {exc}"]
-        if carried.bundle_hash != bundle.bundle_hash:
-            return ["the stored bundle is not the bundle the admins' transaction carried"]
-        try:
-            approvals, admin_certs = self._admin_approvals(argument["approvals"], tx)
-            verify_approvals(
-                bundle,
-                approvals,
-                admin_certs,
-                required=majority(len(self.departments)),
-                now=tx.timestamp,
-            )
-        except _NotAnAdmin:
-            return ["an approval is not signed by an unrevoked department admin"]
-        except (AccessLedgerError, TypeError) as exc:
-            return [f"approvals do not verify: {exc}"]
-        return []
-
-    def _revoked(self, cert: x509.Certificate) -> bool:
-        """Whether a CRL in the channel config in force revokes ``cert``."""
-        msps = self.channel_msps
-        return msps is not None and any(msp.revokes(cert) for msp in msps.msps.values())
-
-    def _department_of(self, cert: x509.Certificate, tx: ParsedTransaction) -> str | None:
-        if tx.timestamp is None:
-            return None
-        for department in self.departments.values():
-            try:
-                validate_certificate(cert, ca_certs=department.roots, now=tx.timestamp)
-            except AccessLedgerError:
-                continue
-            return department.org
-        return None
-
     def _key(self, attributes: tuple[str, ...], write: StateWrite, report: Report) -> None:
-        entry = _json(write.value)
+        entry = json_value(write.value)
         try:
             public = base64.b64decode(str(entry["public_key"]), validate=True)
             when = parse_ledger_time(entry["registered_at"], "registered_at")
@@ -485,7 +315,7 @@ class AccessLedgerAudit:
             report(FindingKind.ACCESS_EVENT, "EraseRecord must write its record and erasure once")
             return
         before = self.records.get(record_id)
-        after, erasure = _json(records[0][1].value), _json(erasures[0][1].value)
+        after, erasure = json_value(records[0][1].value), json_value(erasures[0][1].value)
         if not isinstance(after, Mapping) or not isinstance(erasure, Mapping):
             report(FindingKind.ACCESS_EVENT, f"EraseRecord of {record_id} wrote malformed state")
             return
@@ -497,8 +327,8 @@ class AccessLedgerAudit:
             tx=tx,
             tx_id=result.tx_id,
             argument=argument,
-            event=(emitted.event_name, _json(emitted.payload)) if emitted else None,
-            department_of=self._department_of,
+            event=(emitted.event_name, json_value(emitted.payload)) if emitted else None,
+            department_of=self._approvers().department_of,
         )
         for problem in problems:
             report(FindingKind.ACCESS_EVENT, f"EraseRecord of {record_id}: {problem}")
@@ -551,7 +381,7 @@ class AccessLedgerAudit:
             if (
                 emitted is None
                 or emitted.event_name != "AccessDecided"
-                or _json(emitted.payload) != _json(write.value)
+                or json_value(emitted.payload) != json_value(write.value)
             ):
                 report(
                     FindingKind.ACCESS_EVENT,
@@ -573,18 +403,3 @@ class AccessLedgerAudit:
             )
         self.stats.reviews += function == "ReviewAccess"
         self.events[event.event_id] = earlier.with_review(event.review, event.raw)
-
-
-class _NotAnAdmin(Exception):
-    """An approval's signer is not an admin of a current department."""
-
-
-def _departments(config: Any) -> dict[str, Department]:
-    """The departments of an InitLedger configuration document."""
-    out = {}
-    for entry in config["departments"]:
-        roots = tuple(load_certificate_pem(p.encode("ascii")) for p in entry["root_certs"])
-        out[str(entry["org"])] = Department(str(entry["org"]), str(entry["msp_id"]), roots)
-    if not out:
-        raise ValueError("no departments")
-    return out

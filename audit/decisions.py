@@ -54,7 +54,7 @@ from policies.requests import AccessContext, Action, Principal, RecordResource
 from policies.vocabulary import tier_rank, tiers_up_to
 
 if TYPE_CHECKING:
-    from audit.accessledger import AnchoredBundle
+    from audit.namespace import AnchoredBundle
 
 Problem = tuple[FindingKind, str]
 NOT_FOUND = "record_not_found"

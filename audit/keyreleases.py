@@ -30,10 +30,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from audit.accessledger import EncryptionKey, RecordVersion
 from audit.errors import AuditInputError
 from audit.events import AccessEvent, EventFormatError, parse_ledger_time
 from audit.findings import Finding, FindingKind
+from audit.namespace import EncryptionKey, RecordVersion
 
 RELEASE_FORMAT: Final = "accessledger-key-release/1"
 _TEXT_FIELDS: Final = (

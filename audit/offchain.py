@@ -32,9 +32,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from audit.accessledger import RecordVersion
 from audit.errors import AuditInputError
 from audit.findings import Finding, FindingKind
+from audit.namespace import RecordVersion
 
 
 @dataclass

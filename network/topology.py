@@ -9,7 +9,9 @@ block (:mod:`network.fabric.configblock`) and the Fabric artefacts
 Loading is strict: an unknown key, a wrong type or an impossible value raises
 :class:`TopologyError` whose message names the offending field by its path
 (``organizations[2].peers[0].address``), because a typo in a deployment file
-should fail loudly at start-up, not as a confusing Fabric error later.
+should fail loudly at start-up, not as a confusing Fabric error later. The
+reading rules (and :class:`TopologyError`, :func:`split_address`) live in
+:mod:`network.topologyfields`; this module is the network they describe.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from fabric_protos.msp import msp_principal_pb2 as _msp_principal_pb2
 
 from crypto.errors import AccessLedgerError
 from network.fabric.policy import parse_signature_policy
+from network.topologyfields import MAX_NAME_LENGTH, FieldReader, TopologyError, split_address
 
 __all__ = [
     "BatchSettings",
@@ -42,43 +45,15 @@ __all__ = [
 #: The only ``network.yaml`` format version this code reads and writes.
 TOPOLOGY_VERSION = 1
 
-# Fabric's own rules: channel names (configtx.ValidateChannelID), config group
-# keys (configtx validateConfigID) and chaincode names (lifecycle).
+# Fabric's own rules: channel names (configtx.ValidateChannelID) and chaincode
+# names (lifecycle); config group keys and hosts are checked in network.topologyfields.
 _CHANNEL_RE = re.compile(r"^[a-z][a-z0-9.-]*$")
-_CHANNEL_MAX = 249
-_CONFIG_KEY_RE = re.compile(r"^[a-zA-Z0-9.\-_]+$")
 _CHAINCODE_NAME_RE = re.compile(r"^[a-zA-Z0-9]+([-_][a-zA-Z0-9]+)*$")
 _CHAINCODE_VERSION_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
 #: Fabric's implicit-meta rule syntax, ``ANY|ALL|MAJORITY <SubPolicy>``.
 IMPLICIT_META_RE = re.compile(r"^\s*(ANY|ALL|MAJORITY)\s+([A-Za-z0-9_.-]+)\s*$")
 # The generated protobuf modules ship without type stubs; use them untyped.
 msp_principal_pb2: Any = _msp_principal_pb2
-_HOST_RE = re.compile(
-    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-)
-
-
-class TopologyError(AccessLedgerError):
-    """``network.yaml`` is missing, malformed or inconsistent; the message names the field."""
-
-    code = "invalid_topology"
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """Split ``host:port`` (or ``[v6]:port``) into host and port; ``ValueError`` if malformed."""
-    host, sep, port_text = address.rpartition(":")
-    if not sep or not host or not port_text.isdigit():
-        raise ValueError(f"{address!r} is not host:port")
-    port = int(port_text)
-    if not 0 < port < 65536:
-        raise ValueError(f"port {port} is out of range 1-65535")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-        if not re.fullmatch(r"[0-9A-Fa-f:.]+", host):
-            raise ValueError(f"{address!r} has a malformed IPv6 host")
-    elif not _HOST_RE.match(host):
-        raise ValueError(f"{address!r} has a malformed host")
-    return host, port
 
 
 def endorsement_policy_envelope(text: str, msp_ids: Sequence[str]) -> Any:
@@ -115,7 +90,7 @@ class BatchSettings:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "orderer.batch") -> BatchSettings:
-        r = _Reader(data, where)
+        r = FieldReader(data, where)
         settings = cls(
             max_message_count=r.positive_int("max_message_count"),
             batch_timeout_ms=r.positive_int("batch_timeout_ms"),
@@ -154,7 +129,7 @@ class PeerSpec:
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> PeerSpec:
-        r = _Reader(data, where)
+        r = FieldReader(data, where)
         peer = cls(
             identity=r.name("identity"), address=r.address("address"), anchor=r.flag("anchor", True)
         )
@@ -186,7 +161,7 @@ class OrganizationSpec:
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> OrganizationSpec:
-        r = _Reader(data, where)
+        r = FieldReader(data, where)
         org = cls(
             name=r.config_key("name"),
             msp_id=r.config_key("msp_id"),
@@ -252,7 +227,7 @@ class OrdererSpec:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "orderer") -> OrdererSpec:
-        r = _Reader(data, where)
+        r = FieldReader(data, where)
         spec = cls(
             org=r.config_key("org"),
             msp_id=r.config_key("msp_id"),
@@ -276,7 +251,7 @@ class ChaincodeSpec:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "chaincode") -> ChaincodeSpec:
-        r = _Reader(data, where)
+        r = FieldReader(data, where)
         spec = cls(
             name=r.matching("name", _CHAINCODE_NAME_RE, "a Fabric chaincode name"),
             version=r.matching("version", _CHAINCODE_VERSION_RE, "a chaincode version"),
@@ -293,7 +268,7 @@ class GatewaySpec:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "gateway") -> GatewaySpec:
-        r = _Reader(data, where)
+        r = FieldReader(data, where)
         url = r.matching("url", re.compile(r"^https?://[^\s/]+(/\S*)?$"), "an http(s) URL")
         r.done()
         return cls(url=url)
@@ -358,15 +333,15 @@ class Topology:
     @classmethod
     def from_dict(cls, data: Any) -> Topology:
         """Validate a parsed ``network.yaml``; raise :class:`TopologyError` naming the bad field."""
-        r = _Reader(data, "")
+        r = FieldReader(data, "")
         version = r.raw("version")
         if version != TOPOLOGY_VERSION or isinstance(version, bool):
             raise TopologyError(f"version: expected {TOPOLOGY_VERSION}, got {version!r}")
         channel = r.matching(
             "channel", _CHANNEL_RE, "a Fabric channel name (lowercase, starts with a letter)"
         )
-        if len(channel) > _CHANNEL_MAX:
-            raise TopologyError(f"channel: longer than {_CHANNEL_MAX} characters")
+        if len(channel) > MAX_NAME_LENGTH:
+            raise TopologyError(f"channel: longer than {MAX_NAME_LENGTH} characters")
         orgs_raw = r.sequence("organizations")
         if not orgs_raw:
             raise TopologyError("organizations: at least one organisation is required")
@@ -429,98 +404,6 @@ class Topology:
                 claim(addresses, peer.address, f"organizations[{i}].peers[{j}].address")
 
 
-class _Reader:
-    """Pulls typed fields out of one mapping, naming the field's full path in every error."""
-
-    def __init__(self, data: Any, where: str) -> None:
-        if not isinstance(data, Mapping):
-            raise TopologyError(f"{where or 'network.yaml'}: expected a mapping, got {_kind(data)}")
-        self._data = data
-        self._where = where
-        self._used: set[str] = set()
-
-    def _path(self, key: str) -> str:
-        return f"{self._where}.{key}" if self._where else key
-
-    def raw(self, key: str, default: Any = ...) -> Any:
-        self._used.add(key)
-        if key not in self._data or self._data[key] is None:
-            if default is ...:
-                raise TopologyError(f"{self._path(key)}: required field is missing")
-            return default
-        return self._data[key]
-
-    def text(self, key: str, default: str | None = None) -> str:
-        value = self.raw(key, ... if default is None else default)
-        if not isinstance(value, str):
-            raise TopologyError(f"{self._path(key)}: expected a string, got {_kind(value)}")
-        if default is None and not value.strip():
-            raise TopologyError(f"{self._path(key)}: must not be empty")
-        return value
-
-    def matching(
-        self, key: str, pattern: re.Pattern[str], what: str, default: str | None = None
-    ) -> str:
-        value = self.text(key, default)
-        if value == default:
-            return value
-        if not pattern.match(value):
-            raise TopologyError(f"{self._path(key)}: {value!r} is not {what}")
-        return value
-
-    def config_key(self, key: str) -> str:
-        value = self.matching(key, _CONFIG_KEY_RE, "a valid name (letters, digits, '.', '-', '_')")
-        if len(value) > _CHANNEL_MAX:
-            raise TopologyError(f"{self._path(key)}: longer than {_CHANNEL_MAX} characters")
-        return value
-
-    def name(self, key: str) -> str:
-        return self.matching(key, re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]*$"), "an identity name")
-
-    def domain(self, key: str, default: str | None = None) -> str:
-        return self.matching(key, _HOST_RE, "a DNS domain", default)
-
-    def path(self, key: str, default: str | None = None) -> str:
-        value = self.text(key, default)
-        if "\x00" in value:
-            raise TopologyError(f"{self._path(key)}: contains a NUL byte")
-        return value
-
-    def address(self, key: str) -> str:
-        value = self.text(key)
-        try:
-            split_address(value)
-        except ValueError as exc:
-            raise TopologyError(f"{self._path(key)}: {exc}") from None
-        return value
-
-    def positive_int(self, key: str) -> int:
-        value = self.raw(key)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TopologyError(f"{self._path(key)}: expected an integer, got {_kind(value)}")
-        if value <= 0:
-            raise TopologyError(f"{self._path(key)}: must be positive, got {value}")
-        return value
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.raw(key, default)
-        if not isinstance(value, bool):
-            raise TopologyError(f"{self._path(key)}: expected true or false, got {_kind(value)}")
-        return value
-
-    def sequence(self, key: str, default: Sequence[Any] | None = None) -> Sequence[Any]:
-        value = self.raw(key, ... if default is None else default)
-        if not isinstance(value, list | tuple):
-            raise TopologyError(f"{self._path(key)}: expected a list, got {_kind(value)}")
-        return value
-
-    def done(self) -> None:
-        """Reject keys nobody asked for: in a deployment file they are almost always typos."""
-        unknown = sorted(str(k) for k in self._data if k not in self._used)
-        if unknown:
-            raise TopologyError(f"{self._path(unknown[0])}: unknown field")
-
-
 def _plain(value: Any) -> Any:
     """A spec as YAML-ready dicts and lists; optional strings left empty are omitted."""
     if is_dataclass(value) and not isinstance(value, type):
@@ -532,9 +415,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_plain(item) for item in value]
     return value
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    return type(value).__name__

@@ -9,9 +9,9 @@ granted payloads locally with the identity's X25519 key. Failures are
 ``docs/api.md`` is the HTTP contract this package implements.
 """
 
+from gateway.client.asyncclient import AsyncClient
 from gateway.client.client import (
     DEFAULT_GATEWAY_URL,
-    AsyncClient,
     Client,
     configured_gateway_url,
     operations_from,

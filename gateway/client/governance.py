@@ -24,9 +24,10 @@ from google.protobuf.message import DecodeError
 
 from crypto.errors import AccessLedgerError
 from gateway.client.errors import ProtocolError
-from gateway.client.flows import GENERIC_ENDPOINT, Flow, Operations
+from gateway.client.flows import Operations
 from gateway.client.http import Call
 from gateway.client.models import Committed
+from gateway.client.session import GENERIC_ENDPOINT, Flow
 from policies.bundle import PolicyBundle
 
 common_pb2: Any = _common_pb2

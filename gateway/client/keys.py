@@ -43,9 +43,10 @@ from crypto.keyfiles import (
     write_x25519_private_key,
 )
 from gateway.client.errors import ClientError
-from gateway.client.flows import GENERIC_ENDPOINT, Flow, Operations
+from gateway.client.flows import Operations
 from gateway.client.http import Call, path_segment
 from gateway.client.models import Committed
+from gateway.client.session import GENERIC_ENDPOINT, Flow
 from gateway.custodian_keys import key_id
 
 NEXT_SUFFIX: Final = ".next"

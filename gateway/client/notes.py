@@ -32,8 +32,9 @@ from typing import Any, Final
 from crypto.envelope import AssociatedData, decrypt_tier, open_sealed_key
 from crypto.errors import AccessLedgerError
 from gateway.client.errors import ClientError, PayloadError, ProtocolError
-from gateway.client.flows import Flow, Operations
+from gateway.client.flows import Operations
 from gateway.client.http import Call, path_segment
+from gateway.client.session import Flow
 
 NOTES_PATH: Final = "/v1/me/notes"
 #: The note kind as the API names it -> the kind its id and associated data carry.

@@ -9,6 +9,11 @@
   Fabric ``TxReadWriteSet`` (``SimulationResult``).
 * :mod:`.chaincode_host` -- ``ChaincodeHost`` runs a low-level ``Chaincode`` or
   contract API contracts against the stub.
+* :mod:`.simulation_pool` -- ``SimulationPool`` runs those simulations in
+  worker processes with read-only ledger connections, off the parent's GIL.
+* :mod:`.network` -- ``EmbeddedNetwork`` wires endorser, orderer and committer
+  for a home (:mod:`.opening` opens its ledger, :mod:`.commitloop` commits
+  ordered blocks, :mod:`.blockfeed` streams committed ones).
 * :mod:`.proposal` -- fabric-gateway style ``Proposal`` and ``Transaction``,
   ``create_proposal_response`` (endorser side) and
   ``create_signed_transaction`` (``protoutil.CreateSignedTx``).

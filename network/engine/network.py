@@ -7,13 +7,13 @@
 * the **channel configuration**, read from the last config block; on first
   open the genesis block is built from the home's ``network.yaml`` and MSP
   folders (:func:`network.fabric.configblock.genesis_block_for_home`) and
-  committed as block 0;
+  committed as block 0 (:mod:`.opening`);
 * one **endorsing peer per organisation**, signing with that organisation's
   peer identity (:mod:`.endorser`);
 * the **orderer**, signing blocks with the orderer identity and cutting
   them by the config block's batch settings (:mod:`.orderer`);
 * the **committer**, validating and committing each block on a dedicated
-  worker thread (:mod:`.committer`).
+  worker thread (:mod:`.committer`, :mod:`.commitloop`).
 
 The channel configuration changes only through :meth:`update_config` (a
 signed ``CONFIG_UPDATE``, validated as Fabric's orderer and peers do; see
@@ -22,8 +22,8 @@ peers follow the new config and :meth:`add_config_listener` callbacks run.
 
 Clients use :class:`~network.engine.gateway.Gateway` (``network.gateway(identity)``)
 or the :meth:`submit`/:meth:`evaluate` shortcuts. Readers use
-:meth:`get_block`, :meth:`blocks`, :meth:`chaincode_events` (:mod:`.streams`) and
-:meth:`export`.
+:meth:`get_block`, :meth:`blocks` (:mod:`.blockfeed`), :meth:`chaincode_events`
+(:mod:`.streams`) and :meth:`export`.
 
 The network is bound to the asyncio event loop that first uses it (the
 orderer's batch timer and the commit loop live there). Close it with
@@ -34,12 +34,7 @@ a last block and every ordered block is committed before the store closes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
-import inspect
-import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -47,13 +42,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from crypto.consortium import Consortium
 from crypto.errors import AccessLedgerError
 from crypto.identity import Identity
+from network.engine.blockfeed import BlockFeed
 from network.engine.chaincode_host import ChaincodeHost
+from network.engine.commitloop import CommitLoop
 from network.engine.committer import (
     CommittedBlock,
     Committer,
     CommitWaiters,
     chaincode_policies,
-    channel_config,
 )
 from network.engine.committer import TxStatus as TxStatus  # re-exported for clients
 from network.engine.endorser import (
@@ -71,11 +67,11 @@ from network.engine.errors import (
     SubmitError,
 )
 from network.engine.ledgerfile import LEDGER_DIR as LEDGER_DIR
-from network.engine.ledgerfile import commit_genesis
 from network.engine.ledgerfile import export_ledger as export_ledger
 from network.engine.ledgerfile import ledger_path as ledger_path
 from network.engine.ledgerfile import open_ledger as open_ledger
 from network.engine.ledgerfile import require_block as _require
+from network.engine.opening import open_home_ledger
 from network.engine.orderer import ChainHead, Orderer
 from network.engine.proposal import Proposal
 from network.engine.reconfig import ConfigCommit as ConfigCommit
@@ -94,8 +90,6 @@ from network.topology import Topology
 if TYPE_CHECKING:
     from network.engine.gateway import Gateway, SubmitResult
 
-logger = logging.getLogger("accessledger.network")
-
 #: How long a commit status waits by default (fabric-gateway's default is one minute).
 DEFAULT_COMMIT_TIMEOUT = 60.0
 
@@ -105,15 +99,6 @@ Clock = Callable[[], datetime]
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _host(name: str, value: object, version: str) -> ChaincodeHost:
-    """A :class:`ChaincodeHost` from a host, a chaincode/contract object, a class or a factory."""
-    if isinstance(value, ChaincodeHost):
-        return value
-    if inspect.isclass(value) or (callable(value) and not hasattr(value, "invoke")):
-        value = value()
-    return ChaincodeHost(value, name=name, version=version)
 
 
 class EmbeddedNetwork:
@@ -153,6 +138,9 @@ class EmbeddedNetwork:
             policies=self._endorsement_policies(channel),
             policies_for=self._endorsement_policies,
         )
+        self._commits = CommitLoop(
+            self.committer.commit, on_committed=self._on_committed, on_failure=self._fail
+        )
         orderer_identity = consortium.identity(topology.orderer.identity)
         tip = parse_block(self._block_bytes(store.height - 1))
         self.orderer = Orderer(
@@ -161,15 +149,17 @@ class EmbeddedNetwork:
             creator=orderer_identity.serialized(),
             signer=orderer_identity.signer,
             head=ChainHead(store.height, store.tip_hash, last_config_index(tip)),
-            deliver=self._deliver,
+            deliver=self._commits.deliver,
             clock=clock,
         )
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="committer")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._blocks: asyncio.Queue[Any] | None = None
-        self._commit_task: asyncio.Task[None] | None = None
         self._waiters = CommitWaiters()
-        self._new_block: asyncio.Event | None = None
+        self._feed = BlockFeed(
+            store,
+            closed=lambda: self._closed,
+            stopping=lambda: self._closing or self._failure is not None,
+            bind=self._ensure_running,
+        )
         self._failure: BaseException | None = None
         self._closing = False
         self._closed = False
@@ -203,43 +193,22 @@ class EmbeddedNetwork:
         """
         home = Path(home)
         clock = clock or _utc_now
-        topology = Topology.load(home / "network.yaml")
-        consortium = Consortium.load(home)
-        path = ledger_path(home, topology.channel)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        writer_lock = WriterLock(path)
-        writer_lock.acquire()
+        opened = open_home_ledger(home, chaincodes=chaincodes, clock=clock, verify=verify)
         try:
-            store = StateDB(path, verify=verify)
-        except BaseException:
-            writer_lock.release()
-            raise
-        try:
-            if store.height == 0:
-                commit_genesis(store, topology, home, now=clock())
-            tip = parse_block(_require(store.get_block(store.height - 1)))
-            config_block = parse_block(_require(store.get_block(last_config_index(tip))))
-            channel = channel_config(config_block)
-            version = topology.chaincode.version
-            hosts = {
-                name: _host(name, value, version if name == topology.chaincode.name else "1.0")
-                for name, value in chaincodes.items()
-            }
             network = cls(
                 home=home,
-                topology=topology,
-                consortium=consortium,
-                store=store,
-                channel=channel,
-                chaincodes=hosts,
+                topology=opened.topology,
+                consortium=opened.consortium,
+                store=opened.store,
+                channel=opened.channel,
+                chaincodes=opened.chaincodes,
                 clock=clock,
                 preferred_orgs=preferred_orgs,
             )
         except BaseException:
-            store.close()
-            writer_lock.release()
+            opened.close()
             raise
-        network._writer_lock = writer_lock
+        network._writer_lock = opened.writer_lock
         return network
 
     @property
@@ -274,58 +243,28 @@ class EmbeddedNetwork:
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
-            self._blocks = asyncio.Queue()
-            self._new_block = asyncio.Event()
-            self._commit_task = loop.create_task(self._commit_loop(), name="committer")
+            self._feed.start()
+            self._commits.start(loop)
         elif self._loop is not loop:
             raise AccessLedgerError(
                 "the network is bound to another event loop", code="network_wrong_loop"
             )
 
-    def _deliver(self, block: Any) -> None:
-        assert self._blocks is not None
-        self._blocks.put_nowait(block)
-
     async def run_in_committer(self, function: Callable[[], T]) -> T:
         """Run ``function`` on the committer's worker thread (e.g. to profile it)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, function)
-
-    async def _commit_loop(self) -> None:
-        assert self._blocks is not None
-        while True:
-            block = await self._blocks.get()
-            if block is None:
-                return
-            try:
-                committed = await self.run_in_committer(
-                    functools.partial(self.committer.commit, block)
-                )
-            except Exception as exc:
-                # The orderer's chain is now ahead of the store: stop, never fork.
-                logger.error(
-                    "committing block %s failed; the network stops: %s", block.header.number, exc
-                )
-                self._fail(exc)
-                return
-            self._on_committed(committed)
+        return await self._commits.run_in_worker(function)
 
     def _on_committed(self, committed: CommittedBlock) -> None:
         if committed.channel is not None:
             self._config.adopt(committed.channel)
         self._waiters.resolve(committed)
-        self._wake_readers()
-
-    def _wake_readers(self) -> None:
-        if self._new_block is not None:
-            self._new_block.set()
-            self._new_block = asyncio.Event()
+        self._feed.wake()
 
     def _fail(self, exc: BaseException) -> None:
         self._failure = exc
         self.orderer.close()
         self._waiters.fail(f"the network stopped after a failure: {exc}")
-        self._wake_readers()
+        self._feed.wake()
 
     # -- server-side operations (what a gateway calls) ----------------------------------------
 
@@ -467,28 +406,12 @@ class EmbeddedNetwork:
             )
         return parse_block(data)
 
-    async def blocks(self, from_height: int = 0) -> AsyncIterator[Any]:
+    def blocks(self, from_height: int = 0) -> AsyncIterator[Any]:
         """Yield committed blocks from ``from_height`` on: stored ones, then each new one.
 
-        Ends when the network closes.
+        Ends when the network closes (see :mod:`.blockfeed`).
         """
-        number = from_height
-        while True:
-            if self._closed:
-                return
-            event = self._new_block
-            height = self.store.height
-            if number < height:
-                for _, data in self.store.iter_blocks(number, height):
-                    yield parse_block(data)
-                    number += 1
-                continue
-            if self._closing or self._failure is not None:
-                return
-            if event is None:
-                self._ensure_running()
-                continue
-            await event.wait()
+        return self._feed.follow(from_height)
 
     async def chaincode_events(
         self, from_height: int = 0, chaincode: str | None = None
@@ -512,16 +435,14 @@ class EmbeddedNetwork:
         if self._closed or self._closing:
             return
         self._closing = True
-        if self._commit_task is not None and self._blocks is not None:
+        if self._commits.started:
             if self._failure is None:
                 self.orderer.close()
-            self._blocks.put_nowait(None)
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._commit_task
+            await self._commits.drain()
         self._waiters.fail("the network closed before the transaction committed")
         self._closed = True
-        self._wake_readers()
-        self._executor.shutdown(wait=True)
+        self._feed.wake()
+        self._commits.shutdown()
         self.endorser.close()
         self.store.close()
         self._release_writer_lock()
@@ -533,13 +454,13 @@ class EmbeddedNetwork:
 
     def close(self) -> None:
         """Close a network that never ran on an event loop (e.g. after export)."""
-        if self._commit_task is not None and not self._closed:
+        if self._commits.started and not self._closed:
             raise AccessLedgerError(
                 "the network is running; close it with `await network.aclose()`",
                 code="network_running",
             )
         self._closed = True
-        self._executor.shutdown(wait=True)
+        self._commits.shutdown()
         self.endorser.close()
         self.store.close()
         self._release_writer_lock()

@@ -4,6 +4,7 @@ Shared by the embedded ledger engine (which writes Fabric blocks) and audit
 replay (which verifies them): blocks and their hashes and signatures
 (:mod:`.blocks`), transaction decoding (:mod:`.transactions`), channel MSPs
 (:mod:`.msp`), signature and implicit-meta policies (:mod:`.policy`), the
-committing peer's validation rules (:mod:`.validator`) and a verifying
+committing peer's validation rules (:mod:`.validator`, with the per-transaction
+checks in :mod:`.txchecks`) and a verifying
 ledger replay (:mod:`.replay`).
 """

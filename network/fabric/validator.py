@@ -22,6 +22,8 @@ Fabric 2.x peer would, in Fabric's order of checks:
    the block's earlier writes give the same results (``PHANTOM_READ_CONFLICT``).
    These checks live in :mod:`network.fabric.mvcc`.
 
+Steps 1-4, and the CONFIG checks below, live in :mod:`network.fabric.txchecks`.
+
 State is consulted only through the caller's lookups, so the same code
 validates blocks in the embedded engine and replays a Fabric ledger in
 audit. Private-collection state is keyed, as in Fabric's state database, by
@@ -38,26 +40,12 @@ the trust anchor and is accepted as is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from fabric_protos.common import common_pb2 as _common_pb2
-from fabric_protos.common import policies_pb2 as _policies_pb2
-from fabric_protos.peer import transaction_pb2 as _transaction_pb2
-from google.protobuf.message import DecodeError
-
-from crypto.errors import VerificationError
 from network.fabric import blocks
-from network.fabric.configtx import ConfigUpdateError, apply_update, config_update_from_envelope
-from network.fabric.errors import (
-    BlockSignatureError,
-    ConfigError,
-    MSPError,
-    PolicyNotSatisfiedError,
-    TransactionFormatError,
-)
+from network.fabric.errors import BlockSignatureError, ConfigError, PolicyNotSatisfiedError
 from network.fabric.msp import MSPRegistry, ValidatedIdentity
 from network.fabric.mvcc import (
     BlockUpdates,
@@ -68,19 +56,24 @@ from network.fabric.mvcc import (
     check_reads,
     state_writes,
 )
-from network.fabric.policy import EndorsementPolicies, Policy, PolicyManager, SignaturePolicy
+from network.fabric.policy import EndorsementPolicies, PolicyManager
 from network.fabric.transactions import (
     CONFIG,
-    CONFIG_UPDATE,
     ENDORSER_TRANSACTION,
-    NamespaceRWSet,
     ParsedTransaction,
     hashed_namespace,
     parse_envelope,
-    proposal_hash,
+)
+from network.fabric.txchecks import (
+    CODES,
+    VALID,
+    ValidationParameterLookup,
+    check_transaction,
+    code_name,
 )
 
 __all__ = [
+    "VALID",
     "VALIDATION_PARAMETER",
     "BlockValidation",
     "ChannelConfig",
@@ -95,26 +88,8 @@ __all__ = [
     "verify_block_signatures",
 ]
 
-# The generated protobuf modules ship without type stubs; use them untyped.
-common_pb2: Any = _common_pb2
-policies_pb2: Any = _policies_pb2
-transaction_pb2: Any = _transaction_pb2
-
-_Code: Any = transaction_pb2.TxValidationCode
-VALID: int = _Code.Value("VALID")
-_C = {name: int(value) for name, value in _Code.items()}
-
 #: Key-metadata entry holding a state-based endorsement policy.
 VALIDATION_PARAMETER = "VALIDATION_PARAMETER"
-
-#: ``(namespace, collection or "", key) -> serialized SignaturePolicyEnvelope or None``.
-ValidationParameterLookup = Callable[[str, str, str], bytes | None]
-
-
-def code_name(code: int) -> str:
-    """The ``TxValidationCode`` name of ``code``."""
-    name: str = _Code.Name(code)
-    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,13 +164,6 @@ class BlockValidation:
         return [w for r in self.results if r.valid for w in r.writes]
 
 
-class _Invalid(Exception):
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = _C[code]
-        self.reason = reason
-
-
 def verify_block_signatures(block: Any, channel: ChannelConfig) -> list[ValidatedIdentity]:
     """Check the orderer signatures against ``/Channel/Orderer/BlockValidation``.
 
@@ -220,190 +188,6 @@ def verify_block_signatures(block: Any, channel: ChannelConfig) -> list[Validate
     return identities
 
 
-# --- per-transaction checks (steps 1-4) -------------------------------------------
-
-
-def _check_creator(tx: ParsedTransaction, msps: MSPRegistry, now: datetime | None) -> None:
-    try:
-        msps.verify(tx.signed_data, now=now)
-    except (MSPError, VerificationError) as exc:
-        raise _Invalid("BAD_CREATOR_SIGNATURE", f"creator: {exc}") from exc
-
-
-def _check_headers(tx: ParsedTransaction) -> None:
-    if tx.header_type not in (ENDORSER_TRANSACTION, CONFIG, CONFIG_UPDATE):
-        raise _Invalid("BAD_COMMON_HEADER", f"invalid header type {tx.header_type_name}")
-    if tx.epoch != 0:
-        raise _Invalid("BAD_COMMON_HEADER", f"epoch is {tx.epoch}, expected 0")
-    if not tx.nonce or not tx.creator:
-        raise _Invalid("BAD_COMMON_HEADER", "signature header lacks nonce or creator")
-
-
-def _check_endorser_structure(tx: ParsedTransaction) -> None:
-    if tx.tx_id != tx.expected_tx_id:
-        raise _Invalid("BAD_PROPOSAL_TXID", "tx_id is not SHA-256(nonce || creator)")
-    if tx.action_count != 1:
-        raise _Invalid("INVALID_ENDORSER_TRANSACTION", f"{tx.action_count} actions, expected 1")
-    error = tx.action_error
-    if error is not None and error.validation_code == _C["INVALID_ENDORSER_TRANSACTION"]:
-        raise _Invalid("INVALID_ENDORSER_TRANSACTION", error.message)
-    action = tx.action
-    if action is None:
-        return  # a later-stage decode failure, reported where the peer reports it
-    header = common_pb2.SignatureHeader()
-    try:
-        header.ParseFromString(action.signature_header)
-    except DecodeError as exc:
-        raise _Invalid("INVALID_ENDORSER_TRANSACTION", "unreadable action header") from exc
-    if not header.nonce or not header.creator:
-        raise _Invalid("INVALID_ENDORSER_TRANSACTION", "action header lacks nonce or creator")
-    expected = proposal_hash(
-        tx.channel_header, action.signature_header, action.chaincode_proposal_payload
-    )
-    if expected != action.proposal_hash:
-        raise _Invalid("INVALID_ENDORSER_TRANSACTION", "proposal hash does not match")
-
-
-class _EndorsementCheck:
-    """Fabric's v20 policy checker for one namespace of one transaction."""
-
-    def __init__(
-        self,
-        namespace: str,
-        cc_policy: Policy,
-        policies: EndorsementPolicies,
-        endorsers: Sequence[ValidatedIdentity],
-        channel: ChannelConfig,
-    ) -> None:
-        self.namespace = namespace
-        self.cc_policy = cc_policy
-        self.policies = policies
-        self.endorsers = endorsers
-        self.channel = channel
-        self.checked: set[str] = set()
-        self.some_checked = False
-
-    def _evaluate(self, policy: Policy, what: str) -> None:
-        try:
-            policy.evaluate_identities(self.endorsers)
-        except PolicyNotSatisfiedError as exc:
-            raise _Invalid("ENDORSEMENT_POLICY_FAILURE", f"{what}: {exc.message}") from exc
-        self.some_checked = True
-
-    def chaincode_policy_if_not_checked(self, collection: str) -> None:
-        if collection:
-            if collection in self.checked:
-                return
-            coll_policy = self.policies.collection(self.namespace, collection)
-            if coll_policy is not None:
-                self._evaluate(coll_policy, f"collection {collection} of {self.namespace}")
-                self.checked.add(collection)
-                return
-        if "" in self.checked:
-            return
-        self._evaluate(self.cc_policy, f"endorsement policy of {self.namespace}")
-        self.checked.add("")
-
-    def key(self, collection: str, key: str, parameter: bytes | None) -> None:
-        if not parameter:
-            self.chaincode_policy_if_not_checked(collection)
-            return
-        envelope = policies_pb2.SignaturePolicyEnvelope()
-        try:
-            envelope.ParseFromString(parameter)
-        except DecodeError as exc:
-            raise _Invalid("ENDORSEMENT_POLICY_FAILURE", "unreadable key-level policy") from exc
-        self._evaluate(SignaturePolicy(envelope, self.channel.msps), f"key-level policy of {key!r}")
-
-
-def _check_endorsements(
-    tx: ParsedTransaction,
-    channel: ChannelConfig,
-    policies: EndorsementPolicies,
-    validation_parameter: ValidationParameterLookup | None,
-    updated_parameters: set[tuple[str, str, str]],
-    now: datetime | None,
-) -> None:
-    action = tx.action
-    if action is None:
-        error = tx.action_error
-        assert error is not None
-        raise _Invalid(code_name(error.validation_code), error.message)
-    cc = action.chaincode_name
-    if not cc or cc != action.action_chaincode_name:
-        raise _Invalid(
-            "INVALID_CHAINCODE",
-            f"inconsistent chaincode ids {cc!r}, {action.action_chaincode_name!r}",
-        )
-    if not action.chaincode_version:
-        raise _Invalid("INVALID_CHAINCODE", "chaincode action has no version")
-    if action.event is not None and action.event.chaincode_id != cc:
-        raise _Invalid("INVALID_OTHER_REASON", "chaincode event names another chaincode")
-    seen: set[str] = set()
-    written = [cc]
-    for ns in action.rwsets:
-        if ns.namespace in seen:
-            raise _Invalid("ILLEGAL_WRITESET", f"duplicate namespace {ns.namespace!r}")
-        seen.add(ns.namespace)
-        if ns.has_writes and ns.namespace != cc:
-            written.append(ns.namespace)
-    endorsers = channel.msps.valid_identities(action.endorsement_signed_data(), now=now)
-    for namespace in written:
-        cc_policy = policies.namespace(namespace)
-        if cc_policy is None:
-            raise _Invalid("INVALID_CHAINCODE", f"chaincode {namespace!r} is not defined")
-        check = _EndorsementCheck(namespace, cc_policy, policies, endorsers, channel)
-        rwset = action.rwset(namespace)
-        for collection, key in _written_keys(rwset):
-            if (namespace, collection, key) in updated_parameters:
-                raise _Invalid(
-                    "ENDORSEMENT_POLICY_FAILURE",
-                    f"key-level policy of {key!r} changed earlier in this block",
-                )
-            parameter = (
-                validation_parameter(namespace, collection, key) if (validation_parameter) else None
-            )
-            check.key(collection, key, parameter)
-        if not check.some_checked:
-            check.chaincode_policy_if_not_checked("")
-
-
-def _written_keys(rwset: NamespaceRWSet | None) -> list[tuple[str, str]]:
-    if rwset is None:
-        return []
-    keys = [("", w.key) for w in rwset.writes]
-    keys += [("", m.key) for m in rwset.metadata_writes]
-    for coll in rwset.collections:
-        keys += [(coll.collection, w.key_hash.hex()) for w in coll.writes]
-        keys += [(coll.collection, m.key) for m in coll.metadata_writes]
-    return keys
-
-
-def _check_config(tx: ParsedTransaction, channel: ChannelConfig, now: datetime | None) -> None:
-    """Fabric's ``ValidatorImpl.Validate``: the config is what ``last_update`` makes of ours."""
-    envelope = tx.config_envelope
-    if envelope is None:
-        raise _Invalid("BAD_PAYLOAD", "config transaction without a config envelope")
-    if tx.channel_id != channel.channel_id:
-        raise _Invalid("INVALID_CONFIG_TRANSACTION", f"config for channel {tx.channel_id!r}")
-    sequence = int(envelope.config.sequence)
-    if sequence != channel.sequence + 1:
-        raise _Invalid(
-            "INVALID_CONFIG_TRANSACTION",
-            f"config currently at sequence {channel.sequence}, cannot apply sequence {sequence}",
-        )
-    try:
-        update = config_update_from_envelope(envelope.last_update)
-        expected = apply_update(channel, update, now=now)
-    except ConfigUpdateError as exc:
-        raise _Invalid("INVALID_CONFIG_TRANSACTION", f"last_update: {exc.message}") from exc
-    if expected != envelope.config:
-        raise _Invalid(
-            "INVALID_CONFIG_TRANSACTION",
-            "the config is not the result of applying its last_update to the config in force",
-        )
-
-
 def _metadata(tx: ParsedTransaction) -> tuple[tuple[str, str, tuple[tuple[str, bytes], ...]], ...]:
     if tx.action is None:
         return ()
@@ -417,44 +201,6 @@ def _metadata(tx: ParsedTransaction) -> tuple[tuple[str, str, tuple[tuple[str, b
 
 
 # --- the block ------------------------------------------------------------------------
-
-
-def _first_pass(
-    number: int,
-    raw: bytes,
-    channel: ChannelConfig,
-    policies: EndorsementPolicies,
-    tx_id_exists: Callable[[str], bool],
-    validation_parameter: ValidationParameterLookup | None,
-    updated_parameters: set[tuple[str, str, str]],
-    check_time: bool,
-) -> tuple[ParsedTransaction | None, int, str]:
-    try:
-        tx = parse_envelope(raw, strict=False)
-    except TransactionFormatError as exc:
-        return None, exc.validation_code, exc.message
-    now = tx.timestamp if check_time else None
-    try:
-        if number == 0 and tx.header_type == CONFIG:
-            return tx, VALID, ""  # the genesis config is the trust anchor
-        _check_headers(tx)
-        _check_creator(tx, channel.msps, now)
-        if tx.header_type == ENDORSER_TRANSACTION:
-            _check_endorser_structure(tx)
-            if tx.channel_id != channel.channel_id:
-                raise _Invalid("TARGET_CHAIN_NOT_FOUND", f"channel {tx.channel_id!r}")
-            if tx_id_exists(tx.tx_id):
-                raise _Invalid("DUPLICATE_TXID", "tx_id already committed")
-            _check_endorsements(
-                tx, channel, policies, validation_parameter, updated_parameters, now
-            )
-        elif tx.header_type == CONFIG:
-            _check_config(tx, channel, now)
-        else:
-            raise _Invalid("UNSUPPORTED_TX_PAYLOAD", f"{tx.header_type_name} in a block")
-    except _Invalid as invalid:
-        return tx, invalid.code, invalid.reason
-    return tx, VALID, ""
 
 
 def validate_block(
@@ -481,7 +227,7 @@ def validate_block(
     results: list[TxResult] = []
     config = None
     for index, raw in enumerate(block.data.data):
-        tx, code, reason = _first_pass(
+        tx, code, reason = check_transaction(
             number,
             bytes(raw),
             channel,
@@ -499,7 +245,7 @@ def validate_block(
                     base, _, coll = ns.partition("$$h")
                     updated_parameters.add((base, coll, key))
             if tx.tx_id in seen_ids:
-                code, reason = _C["DUPLICATE_TXID"], "tx_id repeated in this block"
+                code, reason = CODES["DUPLICATE_TXID"], "tx_id repeated in this block"
             else:
                 seen_ids.add(tx.tx_id)
         writes: tuple[StateWrite, ...] = ()
