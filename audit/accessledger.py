@@ -97,6 +97,11 @@ class AccessLedgerAudit:
     erasures: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     #: The channel's MSPs in force (from the last config block), for revocation checks.
     channel_msps: MSPRegistry | None = None
+    #: ``(first ledger height it governs, MSPs)`` of every config block, oldest first:
+    #: key releases are checked against the CRLs in force at the height they were made.
+    msp_history: list[tuple[int, MSPRegistry]] = field(default_factory=list)
+    #: The certificate (PEM) each officer signed access requests with, by (msp_id, fingerprint).
+    officer_certificates: dict[tuple[str, str], bytes] = field(default_factory=dict)
     #: Block of each committed erasure, by record id (key releases are checked against it).
     erasure_blocks: dict[str, int] = field(default_factory=dict)
     #: Registered encryption keys per ``(msp_id, cert_fingerprint)``, oldest first.
@@ -111,6 +116,7 @@ class AccessLedgerAudit:
             if result.valid and tx is not None and tx.header_type == CONFIG:
                 # The channel's MSPs (with their CRLs) in force from the next transaction on.
                 self.channel_msps = MSPRegistry.from_config(tx.config_envelope.config)
+                self.msp_history.append((replayed.number + 1, self.channel_msps))
                 continue
             if not result.valid or tx is None or tx.action is None:
                 continue
@@ -392,6 +398,8 @@ class AccessLedgerAudit:
                 report(kind, f"event {event.event_id}: {message}")
             self.stats.decisions_rechecked += len(event.records)
             self.events[event.event_id] = event
+            officer = (event.officer.msp_id, event.officer.cert_fingerprint)
+            self.officer_certificates.setdefault(officer, tx.creator_id_bytes)
             return
         if earlier is None:
             report(FindingKind.ACCESS_EVENT, f"{function} rewrote unknown event {event.event_id}")

@@ -18,22 +18,29 @@ is the officer's and granted that record, at that version, releasing that
 tier; the custodian is the record's owning department; the content address is
 the one the ledger's record version names for that tier; the key was sealed
 to the X25519 key the officer had registered on the ledger at release time;
-and the release falls between the decision and ``expires_at``.
+and the release falls between the decision and ``expires_at``. A line that
+records the ``ledger_height`` the custodian checked against is also held to
+that state: its record not erased there, and the officer's certificate not
+revoked by a CRL in the channel config in force there.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from cryptography import x509
+
 from audit.errors import AuditInputError
 from audit.events import AccessEvent, EventFormatError, parse_ledger_time
 from audit.findings import Finding, FindingKind
 from audit.namespace import EncryptionKey, RecordVersion
+from network.fabric.msp import MSPRegistry
 
 RELEASE_FORMAT: Final = "accessledger-key-release/1"
 _TEXT_FIELDS: Final = (
@@ -110,6 +117,10 @@ class LedgerFacts:
     keys: Mapping[tuple[str, str], list[EncryptionKey]]
     #: Block of each committed ``EraseRecord``, by record id.
     erasure_blocks: Mapping[str, int] = field(default_factory=dict)
+    #: ``(first height it governs, channel MSPs)`` of every config block, oldest first.
+    msp_history: Sequence[tuple[int, MSPRegistry]] = ()
+    #: The certificate (PEM) each officer asked with, by ``(msp_id, cert_fingerprint)``.
+    officer_certificates: Mapping[tuple[str, str], bytes] = field(default_factory=dict)
 
 
 def _problem(release: KeyRelease, facts: LedgerFacts) -> str | None:
@@ -124,6 +135,9 @@ def _problem(release: KeyRelease, facts: LedgerFacts) -> str | None:
         release.officer_fingerprint,
     ):
         return "was released to another officer than the one who asked"
+    revoked = _after_revocation(release, facts)
+    if revoked is not None:
+        return revoked
     entry = next((r for r in event.granted if r.record_id == release.record_id), None)
     if entry is None:
         return f"record {release.record_id} was not granted by the event ({event.decision})"
@@ -150,6 +164,36 @@ def _problem(release: KeyRelease, facts: LedgerFacts) -> str | None:
     if not registered or registered[-1].sha256 != release.recipient_key_sha256:
         return "was sealed to a key the officer had not registered on the ledger"
     return None
+
+
+def _after_revocation(release: KeyRelease, facts: LedgerFacts) -> str | None:
+    """Why a release went to a certificate revoked in the state the custodian checked, if so.
+
+    Only a log line with ``ledger_height`` can be judged: it names the state
+    the custodian read, so the CRLs in force there are known exactly.
+    """
+    if release.ledger_height is None or not facts.msp_history:
+        return None
+    pem = facts.officer_certificates.get((release.officer_msp_id, release.officer_fingerprint))
+    if pem is None:
+        return None  # no access event of this officer: reported as such already
+    since, registry = facts.msp_history[0]
+    for start, candidate in facts.msp_history:
+        if start > release.ledger_height:
+            break
+        since, registry = start, candidate
+    msp = registry.msps.get(release.officer_msp_id)
+    if msp is not None and not msp.revokes(_certificate(pem)):
+        return None
+    return (
+        f"was released to a certificate revoked on the channel (config block {since - 1},"
+        f" in force at ledger height {release.ledger_height})"
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _certificate(pem: bytes) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(pem)
 
 
 def _after_erasure(release: KeyRelease, record: RecordVersion, facts: LedgerFacts) -> str | None:

@@ -170,7 +170,12 @@ def replay_ledger(
     if not logs and isinstance(source, HomeSource):
         logs = custodian_logs(source.ledger.home)
     facts = LedgerFacts(
-        observer.events, observer.record_versions, observer.keys, observer.erasure_blocks
+        observer.events,
+        observer.record_versions,
+        observer.keys,
+        observer.erasure_blocks,
+        observer.msp_history,
+        observer.officer_certificates,
     )
     releases = 0
     for path in logs:

@@ -27,6 +27,7 @@ from crypto.identity import IdentityKind
 from gateway.client import Client, ClientError
 from gateway.client import governance as gov
 from gateway.client.operator import install_policy, renew_certificate, revoke_certificate
+from gateway.custodian import release_log_path
 from network.fabric.blocks import verify_chain
 from network.fabric.configblock import read_config
 from network.fabric.configtx import (
@@ -243,11 +244,22 @@ def test_config_update_needs_an_admin_creator_and_enough_signatures(
 
 
 def test_revoked_certificate_is_refused_by_the_gateway(
-    home: Path, gateway_url: str, clients: dict[str, Client], onboarded: dict[str, object]
+    home: Path,
+    gateway_url: str,
+    clients: dict[str, Client],
+    onboarded: dict[str, object],
+    tmp_path: Path,
 ) -> None:
     name = "officer.hrss.sz1"
     officer = _client(clients, home, gateway_url, name)
-    assert officer.ledger_info().channel  # accepted before the revocation
+    person = new_person()
+    insurance = record("social_insurance", person)
+    registrar = _client(clients, home, gateway_url, "registrar.hrss.sz1")
+    receipt = registrar.put_record("social_insurance", person, insurance)
+    granted = officer.request_access(
+        receipt.subject, ["social_insurance"], "T2", "social_insurance_transfer"
+    )
+    assert granted.decision == "granted"  # keys released before the revocation
     committed = revoke_certificate(
         home, identity_name=name, admin_name="admin.hrss", gateway_url=gateway_url
     )
@@ -258,7 +270,31 @@ def test_revoked_certificate_is_refused_by_the_gateway(
     assert refused.value.status == 401
     # Other HRSS identities are unaffected.
     other = _client(clients, home, gateway_url, "admin.hrss")
-    assert other.ledger_info().height > 0
+    assert other.ledger_info().height > committed.block_number
+
+    # The auditor holds the custodian's log to the CRLs in force where each release was
+    # checked: the genuine release (before the revocation) passes, the same release made
+    # against state holding the revocation is named.
+    log = release_log_path(home, "HRSS")
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    [genuine, *_] = [r for r in lines if r["tx_id"] == granted.tx_id]
+    assert genuine["ledger_height"] <= committed.block_number
+    late = {**genuine, "ledger_height": committed.block_number + 1}
+    forged = tmp_path / "releases.jsonl"
+    forged.write_text("".join(json.dumps(r) + "\n" for r in [*lines, late]))
+    report = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        app,
+        ["audit", "replay", "--gateway", gateway_url, "--as", "auditor.audit.sz1",
+         "--identity-home", str(home), "--workers", "0", "--key-releases", str(forged),
+         "--report", str(report)],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    findings = json.loads(report.read_text())["findings"]
+    assert [f["kind"] for f in findings] == ["key_release_untraced"]
+    assert f"line {len(lines) + 1}:" in findings[0]["message"]
+    assert "revoked on the channel" in findings[0]["message"]
+    assert f"config block {committed.block_number}" in findings[0]["message"]
 
 
 def test_unsigned_governance_requests_are_problems(gateway_url: str) -> None:
