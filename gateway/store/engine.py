@@ -197,9 +197,9 @@ class DepartmentStore:
             return crud.put_blob(session=session, data=data, address=address)
 
     def get_blob(self, address: str) -> bytes:
-        """See :func:`gateway.store.crud.get_blob`."""
-        with self.session() as session:
-            return crud.get_blob(session=session, address=address)
+        """See :func:`gateway.store.crud.get_blob` (a bare connection: the key-release path)."""
+        with self.engine.connect() as connection:
+            return crud.get_blob(session=connection, address=address)
 
     def verify_blob(self, address: str) -> None:
         """See :func:`gateway.store.crud.verify_blob`."""
@@ -279,10 +279,10 @@ class DepartmentStore:
             )
 
     def get_tier_key(self, *, record_id: str, version: int, tier: str) -> TierKeyEntry:
-        """See :func:`gateway.store.crud.get_tier_key`."""
-        with self.session() as session:
+        """See :func:`gateway.store.crud.get_tier_key` (a bare connection: the key-release path)."""
+        with self.engine.connect() as connection:
             return crud.get_tier_key(
-                session=session, record_id=record_id, version=version, tier=tier
+                session=connection, record_id=record_id, version=version, tier=tier
             )
 
     def list_tier_keys(self, *, record_id: str, version: int | None = None) -> list[TierKeyEntry]:
