@@ -15,7 +15,7 @@ Rules the functions enforce, whichever database is underneath:
 * only *sealed* tier keys (the :mod:`crypto.envelope` sealed-key format) are
   accepted, each pointing at a ciphertext already in the store;
 * a record's ciphertexts and sealed keys can be stored in one transaction
-  (:func:`put_record_tiers`);
+  (:func:`gateway.store.registration.put_record_tiers`, same rules);
 * every read of an erased record, and any attempt to store its ciphertext
   again, fails with ``record_erased``. Erasure itself is
   :mod:`gateway.store.erasure`; recipients' copies of tier keys and custodian
@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -351,7 +350,7 @@ def put_tier_key(
     wanted = TierKeyEntry(record_id, version, tier, sealed_key, address, size, key_id)
     existing = existing_tier_key(session, record_id, version, tier)
     if existing is not None:
-        return _same_entry_or_conflict(existing, wanted)
+        return same_entry_or_conflict(existing, wanted)
     session.add(
         SealedTierKey(
             record_id=record_id,
@@ -370,80 +369,8 @@ def put_tier_key(
         existing = existing_tier_key(session, record_id, version, tier)
         if existing is None:  # pragma: no cover - the row vanished again
             raise
-        return _same_entry_or_conflict(existing, wanted)
+        return same_entry_or_conflict(existing, wanted)
     return wanted
-
-
-def put_record_tiers(
-    *, session: Session, tiers: Sequence[tuple[bytes, TierKeyEntry]]
-) -> list[TierKeyEntry]:
-    """Store a record version's ciphertexts and sealed tier keys in one transaction.
-
-    ``tiers`` pairs each ciphertext with the tier key entry that opens it (its
-    ``address`` and ``size`` must be the ciphertext's). The rules are exactly
-    those of :func:`put_blob` then :func:`put_tier_key` for each pair, but a
-    registration costs one commit instead of two per tier, and a failure
-    leaves none of its rows behind. If a concurrent writer stored some of the
-    same rows first, the pairs are retried one by one (both functions are
-    idempotent), so the outcome is the same as calling them in turn.
-    """
-    for data, entry in tiers:
-        if not isinstance(data, bytes):
-            raise TypeError("blob data must be bytes")
-        actual = content_address(data)
-        if check_address(entry.address) != actual:
-            raise BlobHashMismatchError(expected=entry.address, actual=actual)
-        if entry.size != len(data):
-            raise InvalidTierKeyError(
-                f"ciphertext {actual} is {len(data)} bytes, not the {entry.size}"
-                " the tier key claims"
-            )
-        check_tier_key_input(
-            entry.record_id, entry.version, entry.tier, entry.sealed_key, entry.size
-        )
-        check_key_id(entry.key_id)
-    results: list[TierKeyEntry] = []
-    for data, entry in tiers:
-        erased = session.get(ErasedBlob, entry.address, populate_existing=True)
-        if erased is not None:
-            raise RecordErasedError(erased.record_id)
-        refuse_if_erased(session, entry.record_id)
-        if not _existing_blob_matches(session, entry.address, data):
-            session.add(StoredBlob(address=entry.address, data=data, size=len(data)))
-        existing = existing_tier_key(session, entry.record_id, entry.version, entry.tier)
-        if existing is not None:
-            results.append(_same_entry_or_conflict(existing, entry))
-            continue
-        session.add(
-            SealedTierKey(
-                record_id=entry.record_id,
-                version=entry.version,
-                tier=entry.tier,
-                sealed_key=entry.sealed_key,
-                address=entry.address,
-                size=entry.size,
-                key_id=entry.key_id,
-            )
-        )
-        results.append(entry)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        return [
-            put_tier_key(
-                session=session,
-                record_id=entry.record_id,
-                version=entry.version,
-                tier=entry.tier,
-                sealed_key=entry.sealed_key,
-                address=put_blob(session=session, data=data, address=entry.address),
-                size=entry.size,
-                key_id=entry.key_id,
-            )
-            for data, entry in tiers
-        ]
-    return results
 
 
 def existing_tier_key(
@@ -453,7 +380,7 @@ def existing_tier_key(
     return None if row is None else tier_key_entry(row)
 
 
-def _same_entry_or_conflict(existing: TierKeyEntry, wanted: TierKeyEntry) -> TierKeyEntry:
+def same_entry_or_conflict(existing: TierKeyEntry, wanted: TierKeyEntry) -> TierKeyEntry:
     if (
         existing.address == wanted.address
         and existing.size == wanted.size

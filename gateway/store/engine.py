@@ -38,7 +38,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
 
-from gateway.store import crud, erasure, keycopies
+from gateway.store import crud, erasure, keycopies, registration
 from gateway.store.crud import TierKeyEntry
 from gateway.store.erasure import Erasure
 from gateway.store.errors import StoreConfigError
@@ -241,9 +241,9 @@ class DepartmentStore:
             )
 
     def put_record_tiers(self, tiers: Sequence[tuple[bytes, TierKeyEntry]]) -> list[TierKeyEntry]:
-        """See :func:`gateway.store.crud.put_record_tiers` (one transaction)."""
+        """See :func:`gateway.store.registration.put_record_tiers` (one transaction)."""
         with self.session() as session:
-            return crud.put_record_tiers(session=session, tiers=tiers)
+            return registration.put_record_tiers(session=session, tiers=tiers)
 
     def tier_keys_not_sealed_to(
         self, key_id: str, *, after: ScanPosition | None = None, limit: int = 100

@@ -16,12 +16,14 @@ from sqlmodel import select
 
 from crypto.envelope import content_address, seal_key, x25519_public_key
 from gateway.store import (
+    BlobCorruptedError,
     BlobHashMismatchError,
     DepartmentStore,
     RecordErasedError,
     TierKeyConflictError,
     TierKeyEntry,
     erase_record,
+    registration,
 )
 from gateway.store.models import SealedTierKey, StoredBlob
 
@@ -88,3 +90,35 @@ def test_an_erased_record_cannot_be_stored_again(store: DepartmentStore) -> None
     with pytest.raises(RecordErasedError):
         store.put_record_tiers(_rows("rp-5", version=2))
     assert _count(store, SealedTierKey) == 0
+
+
+def test_a_stored_blob_altered_on_disk_is_corruption_and_writes_nothing(
+    store: DepartmentStore,
+) -> None:
+    rows = _rows("rp-6")
+    blob, _ = rows[1]
+    store.put_blob(blob)
+    with store.session() as session:
+        row = session.get(StoredBlob, content_address(blob))
+        assert row is not None
+        row.data = b"x" * len(blob)  # same address, other bytes
+        session.add(row)
+        session.commit()
+    with pytest.raises(BlobCorruptedError):
+        store.put_record_tiers(rows)
+    assert (_count(store, StoredBlob), _count(store, SealedTierKey)) == (1, 0)
+
+
+def test_rows_a_concurrent_writer_stored_first_end_the_same(
+    store: DepartmentStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another writer commits the same record between this call's reads and its inserts:
+    # the bulk insert collides, and the tiers are stored one by one, idempotently.
+    rows = _rows("rp-7")
+    store.put_record_tiers(rows[:2])
+    seen_nothing = registration._KnownRows({}, {}, {}, {})
+    monkeypatch.setattr(registration._KnownRows, "read", lambda connection, tiers: seen_nothing)
+    assert store.put_record_tiers(rows) == [entry for _, entry in rows]
+    assert (_count(store, StoredBlob), _count(store, SealedTierKey)) == (4, 4)
+    for blob, entry in rows:
+        assert store.get_blob(entry.address) == blob
