@@ -163,8 +163,8 @@ class OrganizationSpec:
     def from_dict(cls, data: Any, where: str) -> OrganizationSpec:
         r = FieldReader(data, where)
         org = cls(
-            name=r.config_key("name"),
-            msp_id=r.config_key("msp_id"),
+            name=r.department_name("name"),
+            msp_id=r.department_name("msp_id"),
             domain=r.domain("domain"),
             msp_dir=r.path("msp_dir"),
             peers=tuple(

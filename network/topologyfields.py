@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from crypto.errors import AccessLedgerError
+from crypto.onboarding import DEPARTMENT_NAME_RE
 
 #: Fabric's longest channel name (configtx.ValidateChannelID), also applied to config keys.
 MAX_NAME_LENGTH = 249
@@ -98,6 +99,18 @@ class FieldReader:
         if len(value) > MAX_NAME_LENGTH:
             raise TopologyError(f"{self._path(key)}: longer than {MAX_NAME_LENGTH} characters")
         return value
+
+    def department_name(self, key: str) -> str:
+        """A department's organisation name or MSP ID: what every place it travels accepts.
+
+        That is :data:`crypto.onboarding.DEPARTMENT_NAME_RE` (letters, then letters
+        and digits): Fabric policy principals refuse ``_``, the contract's
+        department names refuse ``.`` and ``-``, and ``accessledger department
+        add`` applies the same rule, so a genesis department can be updated later.
+        """
+        return self.matching(
+            key, DEPARTMENT_NAME_RE, "a department name (a letter, then letters and digits)"
+        )
 
     def name(self, key: str) -> str:
         return self.matching(key, re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]*$"), "an identity name")

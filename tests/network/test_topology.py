@@ -124,6 +124,12 @@ def test_topology_is_immutable() -> None:
         ("organizations", [], "organizations"),
         ("organizations", {"name": "x"}, "organizations"),
         ("organizations.1.msp_id", "Education MSP", "organizations[1].msp_id"),
+        # Department names travel into policy principals (no '_'), the contract (no '.' or
+        # '-') and `department add`: a genesis department must be one these all accept.
+        ("organizations.1.name", "Civil_Affairs", "organizations[1].name"),
+        ("organizations.1.name", "civil-affairs", "organizations[1].name"),
+        ("organizations.1.msp_id", "Education_MSP", "organizations[1].msp_id"),
+        ("organizations.1.msp_id", "Education.MSP", "organizations[1].msp_id"),
         ("organizations.1.domain", "-bad-.example", "organizations[1].domain"),
         ("organizations.1.msp_dir", 7, "organizations[1].msp_dir"),
         ("organizations.1.peers.0.address", "localhost:x", "organizations[1].peers[0].address"),
