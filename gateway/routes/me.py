@@ -148,4 +148,6 @@ async def my_notes(
     Each comes as ciphertext with its key sealed to my registered X25519 key
     and the hash the ledger holds; the client decrypts and checks the hash.
     """
-    return await subject_notes(service.queries, service.stores, caller, event_id, now=service.now())
+    return await subject_notes(
+        service.queries, service.stores, service.note_opener, caller, event_id, now=service.now()
+    )

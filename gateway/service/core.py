@@ -61,7 +61,7 @@ from gateway.service.transactions import (
     proposal_argument,
 )
 from gateway.settings import GatewaySettings
-from gateway.store import StoreRegistry
+from gateway.store import StoreRegistry, TierKeyEntry
 from network.engine.network import EmbeddedNetwork
 from network.engine.proposal import Proposal
 from network.engine.simulation_pool import SimulationPool
@@ -188,6 +188,13 @@ class GatewayService:
     def note_sealing(self) -> Sealing | None:
         """How free text is sealed to the Audit custodian (``None`` without an Audit department)."""
         return self.custodians.sealing if self.custodians.has_custodian(NOTES_ORG) else None
+
+    @property
+    def note_opener(self) -> Callable[[TierKeyEntry], bytes] | None:
+        """Opens a stored note key with the Audit custodian (``None`` without one)."""
+        if not self.custodians.has_custodian(NOTES_ORG):
+            return None
+        return self.custodians.custodian(NOTES_ORG).open_tier_key
 
     def _config_committed(self, channel: ChannelConfig) -> None:
         """A config block was committed: follow its members, CRLs and new departments."""

@@ -16,9 +16,12 @@ committed ledger binds to the subject of the access event, and kept beside
 the custodian's copy (the store's ``recipient_key`` rows). Who the subject
 is comes from what the transaction commits to: the signed request document
 (justification), the contesting citizen and their pseudonym (contest
-reason), the committed event under review (review note). A credential
-bound, or a key registered, after the note was stored gets no copy: the
-note is sealed once, when it is stored.
+reason), the committed event under review (review note). A citizen who
+asks later with a credential that has no copy sealed to its current key --
+bound after the note was stored, renewed, or with a rotated X25519 key --
+gets one sealed on the spot: the Audit custodian opens the note key and
+seals it to the key the ledger registers for that credential, after the
+contract has confirmed the caller is a citizen of the event's subject.
 
 :func:`text_hooks` is the one way a route stores a note: it returns the
 before-endorsement check and the after-endorsement store for
@@ -54,6 +57,7 @@ from gateway.store import (
     RecipientKeyEntry,
     RecordErasedError,
     StoreRegistry,
+    TierKeyEntry,
     TierKeyNotFoundError,
 )
 
@@ -298,7 +302,13 @@ def ledger_notes(event: Mapping[str, Any]) -> list[tuple[str, str, str]]:
 
 
 async def subject_notes(
-    queries: QueryService, stores: StoreRegistry, caller: Identity, event_id: str, *, now: datetime
+    queries: QueryService,
+    stores: StoreRegistry,
+    opener: NoteKeyOpener | None,
+    caller: Identity,
+    event_id: str,
+    *,
+    now: datetime,
 ) -> NoteList:
     """The notes about access event ``event_id`` of the calling citizen, sealed to them.
 
@@ -306,21 +316,32 @@ async def subject_notes(
     citizen, about their own subject). Then: ``404 note_not_found`` when no
     text of the event's note hashes is stored, ``409
     encryption_key_not_registered`` when the caller has no X25519 key on the
-    ledger, ``409 note_not_sealed_to_caller`` when none of the stored notes
-    was sealed to this credential (bound or keyed after they were stored).
+    ledger. A note with no copy sealed to the caller's registered key is
+    sealed to it now by ``opener`` (the Audit custodian); without one (no
+    Audit custodian here) it is withheld, and ``409 note_not_sealed_to_caller``
+    says so when that leaves nothing to show.
     """
     event = await queries.my_access_event(caller, event_id, now=now)
-    return await asyncio.to_thread(_open_notes, queries, stores, caller, event)
+    return await asyncio.to_thread(_open_notes, queries, stores, opener, caller, event)
+
+
+#: Opens a note's stored key (the Audit custodian's copy); raises if it cannot.
+NoteKeyOpener = Callable[[TierKeyEntry], bytes]
 
 
 def _open_notes(
-    queries: QueryService, stores: StoreRegistry, caller: Identity, event: Mapping[str, Any]
+    queries: QueryService,
+    stores: StoreRegistry,
+    opener: NoteKeyOpener | None,
+    caller: Identity,
+    event: Mapping[str, Any],
 ) -> NoteList:
     event_id = str(event["event_id"])
     if not stores.knows(NOTES_ORG):
         raise NotFound(f"no note is stored for access event {event_id}", code="note_not_found")
     store = stores.store(NOTES_ORG)
     fingerprint = certificate_fingerprint(caller.certificate)
+    registered = queries.caller_key(caller)
     notes: list[NoteView] = []
     stored = 0
     for kind, tx_id, note_hash in ledger_notes(event):
@@ -330,14 +351,24 @@ def _open_notes(
         except (TierKeyNotFoundError, RecordErasedError):
             continue  # no text was given with the transaction, or it was erased
         stored += 1
-        copies = [
-            copy
-            for copy in store.list_recipient_keys(record_id=record_id, msp_id=caller.msp_id)
-            if copy.cert_fingerprint == fingerprint
-        ]
-        if not copies:
+        if registered is None:
             continue
-        [copy] = copies
+        copy = next(
+            (
+                copy
+                for copy in store.list_recipient_keys(record_id=record_id, msp_id=caller.msp_id)
+                if copy.cert_fingerprint == fingerprint and copy.public_key == registered.public_key
+            ),
+            None,
+        )
+        if copy is not None:
+            sealed = copy.sealed_key
+        elif opener is not None:
+            # Bound, renewed or re-keyed since the note was stored: seal it to the key the
+            # ledger registers for this credential now (the contract vouched for the caller).
+            sealed = seal_key(opener(entry), registered.public_key)
+        else:
+            continue
         notes.append(
             NoteView(
                 kind=PUBLIC_KINDS[kind],
@@ -345,22 +376,22 @@ def _open_notes(
                 note_hash=note_hash,
                 content_address=entry.address,
                 ciphertext=_b64(store.get_blob(entry.address)),
-                sealed_key=_b64(copy.sealed_key),
-                recipient_public_key=_b64(copy.public_key),
+                sealed_key=_b64(sealed),
+                recipient_public_key=_b64(registered.public_key),
             )
         )
     if stored == 0:
         raise NotFound(f"no note is stored for access event {event_id}", code="note_not_found")
-    if not notes:
-        if queries.caller_key(caller) is None:
-            raise Conflict(
-                "this credential has no X25519 key registered on the ledger, so no note"
-                " key was sealed to it; register one (RegisterEncryptionKey)",
-                code="encryption_key_not_registered",
-            )
+    if registered is None:
         raise Conflict(
-            f"the {stored} note(s) of access event {event_id} were stored before this"
-            " credential was bound or registered its X25519 key; they are not sealed to it",
+            "this credential has no X25519 key registered on the ledger, so no note"
+            " key can be sealed to it; register one (RegisterEncryptionKey)",
+            code="encryption_key_not_registered",
+        )
+    if not notes:
+        raise Conflict(
+            f"the {stored} note(s) of access event {event_id} are not sealed to this"
+            " credential's registered key, and this gateway has no Audit custodian to seal them",
             code="note_not_sealed_to_caller",
         )
     return NoteList(

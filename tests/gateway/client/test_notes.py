@@ -8,6 +8,7 @@ hashes; the Audit custodian still opens them; nobody else gets a key.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,13 +34,14 @@ from gateway.client import Client, Conflict, NotFound, Operations, PermissionDen
 from gateway.client.errors import ClientError, PayloadError
 from gateway.client.flows import Flow
 from gateway.client.http import Call
+from gateway.client.keys import rotate_encryption_key
 from gateway.client.notes import Note, my_notes, open_notes
 from gateway.service import queries as queries_module
 from gateway.service.ledger import LedgerClient
 from gateway.service.notes import CONTEST_REASON, JUSTIFICATION, NOTES_ORG, REVIEW_NOTE
 from gateway.service.policy import PolicyCache
 from gateway.service.queries import QueryService
-from gateway.store import default_store_path
+from gateway.store import DepartmentStore, default_store_path
 from network.engine.ledgerfile import open_ledger
 from network.engine.network import EmbeddedNetwork
 from network.engine.statedb import StateDB
@@ -77,6 +79,7 @@ class Scene:
     contest_tx: str
     review_tx: str
     plain_event_id: str
+    late_key: bytes  # citizen.late's X25519 private key, registered after the notes
 
 
 def _client(scene_home: Path, url: str, name: str) -> Client:
@@ -126,7 +129,13 @@ def scene(home: Path, gateway_url: str) -> Scene:
         contest.tx_id,
         review.tx_id,
         plain.event_id,
+        private,
     )
+
+
+def _audit_store(home: Path) -> DepartmentStore:
+    """The Audit department's store, opened beside the running gateway (SQLite, WAL)."""
+    return DepartmentStore.open(NOTES_ORG, f"sqlite:///{default_store_path(home, NOTES_ORG)}")
 
 
 def _raw(event_id: str) -> Flow[Any]:
@@ -204,10 +213,45 @@ def test_a_citizen_without_an_x25519_key_gets_a_clear_problem(scene: Scene) -> N
         assert local.value.code == "no_encryption_key"
 
 
-def test_a_key_registered_after_the_notes_were_stored_has_no_copy(scene: Scene) -> None:
-    with _client(scene.home, scene.url, "citizen.late") as client, pytest.raises(Conflict) as late:
-        client.run(_raw(scene.event_id))
-    assert late.value.code == "note_not_sealed_to_caller"
+def test_a_key_registered_after_the_notes_were_stored_gets_them_sealed_on_demand(
+    scene: Scene,
+) -> None:
+    # No copy was sealed to citizen.late when the notes were stored; asking now, as a citizen
+    # the contract confirms for this subject, the Audit custodian seals them to its key.
+    identity = Consortium.load(scene.home).identity("citizen.late")
+    late = Operations(identity, encryption_key=scene.late_key)
+    with Client(late, base_url=scene.url) as client:
+        notes = client.run(my_notes(client.operations, scene.event_id))
+    assert {note.kind: note.text for note in notes} == {
+        "justification": JUSTIFICATION_TEXT,
+        "contest_reason": REASON_TEXT,
+        "review_note": REVIEW_TEXT,
+    }
+    # Sealed for the answer, not kept: the store still holds no copy for this credential.
+    fingerprint = certificate_fingerprint(late.identity.certificate)
+    store = _audit_store(scene.home)
+    try:
+        for kind, tx_id in ((JUSTIFICATION, scene.event_id), (REVIEW_NOTE, scene.review_tx)):
+            copies = store.list_recipient_keys(record_id=f"{kind}-{tx_id}")
+            assert fingerprint not in {copy.cert_fingerprint for copy in copies}
+    finally:
+        store.close()
+
+
+def test_after_an_encryption_key_rotation_the_notes_come_sealed_to_the_new_key(
+    scene: Scene,
+) -> None:
+    # citizen.second's stored copies are sealed to its old key; the answer must not be.
+    with _client(scene.home, scene.url, "citizen.second") as client:
+        old_public = client.operations.public_key
+        rotate_encryption_key(scene.home, "citizen.second", client)
+        assert client.operations.public_key != old_public
+        answer = client.run(_raw(scene.event_id))
+        assert {n["recipient_public_key"] for n in answer["notes"]} == {
+            base64.b64encode(client.operations.public_key).decode()
+        }
+        notes = client.run(my_notes(client.operations, scene.event_id))
+    assert {note.kind for note in notes} == {"justification", "contest_reason", "review_note"}
 
 
 def test_an_access_without_notes_is_note_not_found(scene: Scene) -> None:
