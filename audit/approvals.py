@@ -16,7 +16,7 @@ sentences (empty when the approvals hold), for the observer to report.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,20 +77,15 @@ class Approvers:
             return [f"the transaction's bundle does not load: {exc}"]
         if carried.bundle_hash != bundle.bundle_hash:
             return ["the stored bundle is not the bundle the admins' transaction carried"]
-        try:
-            approvals, admin_certs = self._admin_approvals(argument["approvals"], tx)
-            verify_approvals(
-                bundle,
-                approvals,
-                admin_certs,
-                required=majority(len(self.departments)),
-                now=tx.timestamp,
-            )
-        except _NotAnAdmin:
-            return [_NOT_AN_ADMIN]
-        except (AccessLedgerError, TypeError) as exc:
-            return [f"approvals do not verify: {exc}"]
-        return []
+        required = majority(len(self.departments))
+        return self._problems(
+            argument["approvals"],
+            tx,
+            lambda approvals, certs: verify_approvals(
+                bundle, approvals, certs, required=required, now=tx.timestamp
+            ),
+            (AccessLedgerError, TypeError),
+        )
 
     def department_problems(self, argument: Any, tx: ParsedTransaction) -> list[str]:
         """Re-verify the admins' approvals carried by the AddDepartment transaction."""
@@ -98,18 +93,30 @@ class Approvers:
             return ["a department was added before the ledger was initialised"]
         if not isinstance(argument, Mapping) or not isinstance(argument.get("approvals"), list):
             return ["the transaction carries no approvals"]
+        required = majority(len(self.departments))
+        return self._problems(
+            argument["approvals"],
+            tx,
+            lambda approvals, certs: verify_department_approvals(
+                argument["department"], approvals, certs, required=required, now=tx.timestamp
+            ),
+            (AccessLedgerError, KeyError, TypeError),
+        )
+
+    def _problems(
+        self,
+        raw_approvals: list[Any],
+        tx: ParsedTransaction,
+        verify: Callable[[list[Approval], dict[str, list[x509.Certificate]]], object],
+        refusals: tuple[type[Exception], ...],
+    ) -> list[str]:
+        """Run ``verify`` on the approvals by admins in force; what was wrong, if anything."""
         try:
-            approvals, admin_certs = self._admin_approvals(argument["approvals"], tx)
-            verify_department_approvals(
-                argument["department"],
-                approvals,
-                admin_certs,
-                required=majority(len(self.departments)),
-                now=tx.timestamp,
-            )
+            approvals, admin_certs = self._admin_approvals(raw_approvals, tx)
+            verify(approvals, admin_certs)
         except _NotAnAdmin:
             return [_NOT_AN_ADMIN]
-        except (AccessLedgerError, KeyError, TypeError) as exc:
+        except refusals as exc:
             return [f"approvals do not verify: {exc}"]
         return []
 
