@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -267,6 +268,10 @@ def test_served_document_is_the_one_fuzzed(env: Env) -> None:
 
 def test_fuzzing_reached_the_handlers_and_the_refusals(env: Env, auth: SignatureAuth) -> None:
     """The fuzzing above got past authentication into the handlers, and hit its refusals."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Under pytest-xdist schemathesis runs its parametrized test as a single test of a
+        # few examples, too few to reach every refusal; CI runs the suite in one process.
+        pytest.skip("the fuzzing's coverage is only checked without pytest-xdist (-n)")
     if not auth.modes:
         pytest.skip("the schemathesis test did not run against this gateway")
     assert auth.modes.get("signed", 0) > auth.modes.get("unsigned", 0) > 0
