@@ -25,7 +25,8 @@ stored row names the key it is sealed to. Every release is
 appended to ``HOME/custodians/<Org>/releases.jsonl`` (fsynced) *before* the
 key leaves the custodian (:mod:`gateway.service.releases`; the format is in
 ``docs/api.md``); the same entries feed the blob grants that
-``GET /v1/blobs/{sha256}`` consults.
+``GET /v1/blobs/{sha256}`` consults. The re-sealing itself, one department
+at a time, is :class:`gateway.keycustodian.KeyCustodian`.
 """
 
 from __future__ import annotations
@@ -37,16 +38,13 @@ import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from chaincode.caller import certificate_fingerprint
 from chaincode.codec import format_time
-from chaincode.ledger import ENC_KEY, ERASURE, RECORD_VERSION, sequence_key
-from crypto.envelope import open_sealed_key, seal_key
-from crypto.errors import DecryptionError
+from chaincode.ledger import ENC_KEY, ERASURE
 from crypto.identity import Identity
 from gateway.access_events import (
     GrantedRecord,
@@ -58,6 +56,7 @@ from gateway.access_events import (
 from gateway.access_events import refuse as _refuse
 from gateway.custodian_keys import CustodianKeyRing, load_key_ring, previous_key_path
 from gateway.errors import Conflict, GatewayError
+from gateway.keycustodian import KeyCustodian, ReleasedTier, record_version_key
 from gateway.service.ledger import CommittedTransaction, composite_key
 from gateway.service.releases import (
     RELEASE_FORMAT,
@@ -67,7 +66,7 @@ from gateway.service.releases import (
     ReleaseLog,
     release_log_path,
 )
-from gateway.store import DepartmentStore, RecordErasedError, StoreError, TierKeyEntry
+from gateway.store import RecordErasedError, StoreError
 from network.fabric.validator import ChannelConfig
 
 
@@ -93,157 +92,6 @@ class LedgerReader(Protocol):
     def channel_at(self, height: int) -> ChannelConfig:
         """The channel config (members and their CRLs) in force at ``height``."""
         ...
-
-
-@dataclass(frozen=True)
-class ReleasedTier:
-    """A tier key re-sealed to the officer, and the ciphertext it opens."""
-
-    org: str
-    record_id: str
-    version: int
-    tier: str
-    content_address: str
-    size: int
-    sealed_key: bytes
-
-
-class KeyCustodian:
-    """One department's custodian: its key ring, its store and its release log.
-
-    ``keys`` is the raw current private key or a :class:`CustodianKeyRing`;
-    ``home``, when given, lets the custodian re-read its key files when a row
-    names a key it does not hold (a rotation finished by another process).
-    """
-
-    def __init__(
-        self,
-        org: str,
-        keys: bytes | CustodianKeyRing,
-        store: DepartmentStore,
-        log: ReleaseLog,
-        *,
-        home: Path | None = None,
-    ) -> None:
-        self.org = org
-        self._ring = keys if isinstance(keys, CustodianKeyRing) else CustodianKeyRing(keys)
-        self._home = home
-        self.store = store
-        self.log = log
-
-    @property
-    def keys(self) -> CustodianKeyRing:
-        """The key ring in use (current key first; the previous one during a rotation)."""
-        return self._ring
-
-    def install(self, ring: CustodianKeyRing) -> None:
-        """Use ``ring`` from now on (called by a rotation as the key files change)."""
-        self._ring = ring
-
-    def _private_keys(self, entry: TierKeyEntry) -> list[bytes]:
-        ring = self._ring
-        if entry.key_id is None:
-            return list(ring.candidates())
-        private = ring.private_for(entry.key_id)
-        if private is None and self._home is not None:
-            # Rotated elsewhere: the files are the truth.
-            ring = load_key_ring(self._home, self.org)
-            self._ring = ring
-            private = ring.private_for(entry.key_id)
-        return [private] if private is not None else []
-
-    def open_tier_key(self, entry: TierKeyEntry) -> bytes:
-        """The tier key of a stored row, opened with the key the row names.
-
-        Raises :class:`DecryptionError` if no key of the ring opens it.
-        """
-        for private in self._private_keys(entry):
-            try:
-                return open_sealed_key(entry.sealed_key, private)
-            except DecryptionError:
-                continue
-        raise DecryptionError()
-
-    def _open_current(self, record: GrantedRecord, tier: str, entry: TierKeyEntry) -> bytes:
-        try:
-            return self.open_tier_key(entry)
-        except DecryptionError:
-            # A rotation may have re-sealed the row and retired its key since it was read.
-            fresh = self.store.get_tier_key(
-                record_id=record.record_id, version=record.version, tier=tier
-            )
-            return self.open_tier_key(fresh)
-
-    def reseal(
-        self,
-        grant: VerifiedGrant,
-        record: GrantedRecord,
-        stored_record: bytes | None,
-        recipient_public: bytes,
-    ) -> list[ReleasedTier]:
-        """The granted tiers of ``record`` re-sealed to ``recipient_public`` (not yet logged).
-
-        ``stored_record`` is the committed state at the record version's key
-        (:func:`record_version_key`), as the ledger holds it.
-        """
-        if stored_record is None:
-            raise _refuse(
-                f"record {record.record_id} v{record.version} is not on the ledger", grant.tx_id
-            )
-        on_ledger = json.loads(stored_record)
-        if (
-            on_ledger.get("owner_org") != self.org
-            or on_ledger.get("record_type") != record.record_type
-        ):
-            raise _refuse(f"record {record.record_id} is not a {self.org} record", grant.tx_id)
-        released = []
-        for tier in record.tiers:
-            address = on_ledger.get("tiers", {}).get(tier, {}).get("content_address")
-            try:
-                entry = self.store.get_tier_key(
-                    record_id=record.record_id, version=record.version, tier=tier
-                )
-            except RecordErasedError as exc:
-                raise GatewayError(
-                    exc.message, code="record_erased", status=410, tx_id=grant.tx_id
-                ) from exc
-            except StoreError as exc:
-                raise _refuse(
-                    f"{self.org} holds no key for {record.record_id} v{record.version} {tier}",
-                    grant.tx_id,
-                ) from exc
-            if entry.address != address:
-                raise _refuse(
-                    f"the stored key of {record.record_id} {tier} opens another ciphertext"
-                    " than the ledger names",
-                    grant.tx_id,
-                )
-            try:
-                sealed = seal_key(self._open_current(record, tier, entry), recipient_public)
-            except (DecryptionError, StoreError) as exc:
-                raise GatewayError(
-                    f"the {self.org} custodian cannot open the stored key of {record.record_id}",
-                    code="custodian_failed",
-                    status=500,
-                    tx_id=grant.tx_id,
-                ) from exc
-            released.append(
-                ReleasedTier(
-                    self.org,
-                    record.record_id,
-                    record.version,
-                    tier,
-                    entry.address,
-                    entry.size,
-                    sealed,
-                )
-            )
-        return released
-
-
-def record_version_key(record: GrantedRecord) -> str:
-    """The state key of the ledger's copy of one record version."""
-    return composite_key(RECORD_VERSION, record.record_id, sequence_key(record.version))
 
 
 def registered_key(ledger: LedgerReader, msp_id: str, fingerprint: str, *, tx_id: str) -> bytes:

@@ -21,7 +21,8 @@ from datetime import datetime
 from typing import Any
 
 from chaincode.codec import format_time
-from gateway.custodian import Custodians, ReleasedTier, VerifiedGrant, record_version_key
+from gateway.custodian import Custodians, VerifiedGrant
+from gateway.keycustodian import ReleasedTier, record_version_key
 from gateway.schemas import AccessResult, Denial, Grant, GrantedTier, PolicyRef, Recipient
 from gateway.store import StoreError
 

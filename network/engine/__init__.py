@@ -6,7 +6,8 @@
   hash chain is verified on open; ``snapshot()`` gives a consistent read view.
 * :mod:`.stub` -- ``ChaincodeStub``, fabric-chaincode-python's
   ``ChaincodeStubInterface`` over that state, simulating a transaction into a
-  Fabric ``TxReadWriteSet`` (``SimulationResult``).
+  Fabric ``TxReadWriteSet`` (``SimulationResult``); its range queries and
+  their iterators are :mod:`.rangescan`.
 * :mod:`.chaincode_host` -- ``ChaincodeHost`` runs a low-level ``Chaincode`` or
   contract API contracts against the stub.
 * :mod:`.simulation_pool` -- ``SimulationPool`` runs those simulations in

@@ -35,12 +35,10 @@ key-level endorsement, chaincode-to-chaincode calls -- raise
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fabric_chaincode_python.fabric_shim import iterators as _shim_iterators
 from fabric_chaincode_python.fabric_shim.interfaces import ChaincodeStubInterface
 from fabric_protos.ledger.queryresult import kv_query_result_pb2 as _kv_query_result_pb2
 from fabric_protos.ledger.rwset import rwset_pb2 as _rwset_pb2
@@ -51,6 +49,11 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 
 from crypto.errors import AccessLedgerError
 from network.engine.proposal import Proposal
+from network.engine.rangescan import (
+    HistoryQueryIterator,
+    RangeScan,
+    StateQueryIterator,
+)
 from network.engine.statedb import StateReader, Version
 
 kv_query_result_pb2: Any = _kv_query_result_pb2
@@ -60,8 +63,6 @@ chaincode_event_pb2: Any = _chaincode_event_pb2
 chaincode_shim_pb2: Any = _chaincode_shim_pb2
 timestamp_pb2: Any = _timestamp_pb2
 
-#: Rows fetched per round trip, as a Fabric peer batches query results.
-QUERY_BATCH = 100
 #: Composite keys start with this; simple keys must not.
 COMPOSITE_KEY_NAMESPACE = "\x00"
 #: Fabric's replacement for an empty range start, which keeps composite keys out.
@@ -109,120 +110,6 @@ class SimulationResult:
             return b""
         data: bytes = self.event.SerializeToString()
         return data
-
-
-class _RangeScan:
-    """One range query as the simulator records it (Fabric's ``RangeQueryInfo``).
-
-    ``end_key`` is the last key handed out while the scan is not exhausted
-    (the validator re-reads ``[start, end_key]``) and the requested end once
-    it is (``[start, end)``).
-    """
-
-    def __init__(self, state: StateReader, namespace: str, start_key: str, end_key: str) -> None:
-        self._state = state
-        self._namespace = namespace
-        self.start_key = start_key
-        self.requested_end = end_key
-        self.end_key = end_key
-        self.exhausted = False
-        self.reads: list[tuple[str, Version]] = []
-        self._next_start = start_key
-
-    def _record(self, rows: Sequence[Any]) -> list[Any]:
-        for row in rows:
-            self.reads.append((row.key, row.version))
-        return [
-            kv_query_result_pb2.KV(namespace=self._namespace, key=r.key, value=r.value)
-            for r in rows
-        ]
-
-    def fetch(self, limit: int = QUERY_BATCH) -> list[Any]:
-        """Read up to ``limit`` further rows; mark the scan exhausted when the range ends."""
-        if self.exhausted:
-            return []
-        rows = self._state.get_state_range(
-            self._namespace, self._next_start, self.requested_end, limit=limit
-        )
-        if len(rows) < limit:
-            self.exhausted = True
-            self.end_key = self.requested_end
-        else:
-            self.end_key = rows[-1].key
-            # The smallest key after k is k + U+0000.
-            self._next_start = rows[-1].key + _MIN_RUNE
-        return self._record(rows)
-
-    def fetch_page(self, page_size: int) -> tuple[list[Any], str]:
-        """Read one page; return its rows and the bookmark of the next page ('' if none)."""
-        rows = self._state.get_state_range(
-            self._namespace, self.start_key, self.requested_end, limit=page_size + 1
-        )
-        page, rest = rows[:page_size], rows[page_size:]
-        if rest:
-            self.end_key = page[-1].key
-            bookmark = rest[0].key
-        else:
-            self.exhausted = True
-            bookmark = ""
-        return self._record(page), bookmark
-
-    def to_proto(self) -> Any:
-        reads = [
-            kv_rwset_pb2.KVRead(
-                key=key, version=kv_rwset_pb2.Version(block_num=v.block_num, tx_num=v.tx_num)
-            )
-            for key, v in self.reads
-        ]
-        return kv_rwset_pb2.RangeQueryInfo(
-            start_key=self.start_key,
-            end_key=self.end_key,
-            itr_exhausted=self.exhausted,
-            raw_reads=kv_rwset_pb2.QueryReads(kv_reads=reads),
-        )
-
-
-class _LocalIterator:
-    """Async iteration over buffered results, refilled on demand (no peer round trips)."""
-
-    metadata: Any = None
-
-    def __init__(self, first: Sequence[Any], more: Callable[[], list[Any]] | None) -> None:
-        self._buffer: deque[Any] = deque(first)
-        self._more = more
-        self._closed = False
-
-    def __aiter__(self) -> _LocalIterator:
-        return self
-
-    async def __anext__(self) -> Any:
-        if not self._buffer and self._more is not None and not self._closed:
-            batch = self._more()
-            if batch:
-                self._buffer.extend(batch)
-            else:
-                self._more = None
-        if self._closed or not self._buffer:
-            self._closed = True
-            raise StopAsyncIteration
-        return self._buffer.popleft()
-
-    async def aclose(self) -> None:
-        """Stop iterating; safe to call more than once."""
-        self._closed = True
-        self._buffer.clear()
-
-
-class StateQueryIterator(_LocalIterator, _shim_iterators.StateQueryIterator):  # type: ignore[misc]
-    """Yields ``queryresult.KV`` records of a range or partial-composite-key query.
-
-    For paginated queries, ``metadata`` is the ``QueryResponseMetadata``
-    (``fetched_records_count``, ``bookmark``) a Fabric peer returns.
-    """
-
-
-class HistoryQueryIterator(_LocalIterator, _shim_iterators.HistoryQueryIterator):  # type: ignore[misc]
-    """Yields ``queryresult.KeyModification`` records, newest first."""
 
 
 def _check_key(key: object) -> str:
@@ -277,7 +164,7 @@ class ChaincodeStub(ChaincodeStubInterface):  # type: ignore[misc]
         self.creator = {"mspid": mspid, "idBytes": id_bytes}
         self._reads: dict[str, Version | None] = {}
         self._writes: dict[str, bytes | None] = {}
-        self._ranges: list[_RangeScan] = []
+        self._ranges: list[RangeScan] = []
         self._event: Any | None = None
         self._paginated_query_done = False
         self._done = False
@@ -362,7 +249,7 @@ class ChaincodeStub(ChaincodeStubInterface):  # type: ignore[misc]
         key = self._check_write(key)
         self._writes[key] = None
 
-    def _begin_range(self, start_key: str, end_key: str, *, paginated: bool) -> _RangeScan:
+    def _begin_range(self, start_key: str, end_key: str, *, paginated: bool) -> RangeScan:
         self._check_open()
         if paginated:
             if self._writes:
@@ -371,7 +258,7 @@ class ChaincodeStub(ChaincodeStubInterface):  # type: ignore[misc]
                     " supported only in a read-only transaction"
                 )
             self._paginated_query_done = True
-        scan = _RangeScan(self._state, self.namespace, start_key, end_key)
+        scan = RangeScan(self._state, self.namespace, start_key, end_key)
         self._ranges.append(scan)
         return scan
 

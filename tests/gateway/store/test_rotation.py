@@ -29,7 +29,6 @@ from crypto.keyfiles import (
     load_x25519_private_key,
     write_x25519_private_key,
 )
-from gateway.custodian import KeyCustodian
 from gateway.custodian_keys import (
     CustodianKeyRing,
     begin_rotation,
@@ -38,6 +37,7 @@ from gateway.custodian_keys import (
     load_key_ring,
     previous_key_path,
 )
+from gateway.keycustodian import KeyCustodian
 from gateway.rotation import (
     RotationIncomplete,
     RotationInProgress,

@@ -13,9 +13,9 @@ from fabric_protos.ledger.queryresult import kv_query_result_pb2
 from fabric_protos.peer import proposal_response_pb2
 
 from network.engine.proposal import Proposal
+from network.engine.rangescan import QUERY_BATCH
 from network.engine.statedb import StateDB, StateReader
 from network.engine.stub import (
-    QUERY_BATCH,
     ChaincodeStub,
     ChaincodeStubError,
     UnsupportedStubOperation,
