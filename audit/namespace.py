@@ -43,6 +43,9 @@ CONSENT = "consent"
 SUBJECT_RECORD = "subject_record"
 ENC_KEY = "enc_key"
 ERASURE = "erasure"
+CITIZEN = "citizen"
+SUBJECT_CITIZEN = "subject_citizen"
+CITIZEN_INDEX_KEY = "citizen_index"
 
 #: Functions allowed to write each kind of key.
 WRITERS = {
@@ -55,6 +58,9 @@ WRITERS = {
     ERASURE: {ERASE_FUNCTION},
     RECORD_VERSION: {"RegisterRecord", "AmendRecord"},
     ENC_KEY: {"RegisterEncryptionKey"},
+    CITIZEN: {"RegisterCitizen"},
+    SUBJECT_CITIZEN: {"RegisterCitizen"},
+    CITIZEN_INDEX_KEY: {"InitLedger"},
 }
 
 

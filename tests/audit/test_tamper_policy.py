@@ -11,6 +11,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+from fabric_protos.ledger.rwset import rwset_pb2
+from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
+
 from audit.findings import FindingKind
 from policies.bundle import PolicyBundle
 from tests.audit.conftest import replay
@@ -140,3 +144,54 @@ def test_policy_written_outside_governance_is_named(scenario: Scenario) -> None:
         scenario.tx["record_rp-2"],
     )
     assert first.message == "RegisterRecord wrote 'policy' state"
+
+
+_FP = "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("key", "object_type"),
+    [
+        (
+            "\x00subject_citizen\x00ps1:forged\x00CivilAffairsMSP\x00" + "ab" * 32 + "\x00",
+            "subject_citizen",
+        ),
+        ("\x00citizen\x00CivilAffairsMSP\x00" + "ab" * 32 + "\x00", "citizen"),
+        ("citizen_index", "citizen_index"),
+    ],
+)
+def test_citizen_bindings_written_outside_register_citizen_are_named(
+    scenario: Scenario, key: str, object_type: str
+) -> None:
+    """A record registration that also binds a credential to a subject (or marks the index)."""
+    consortium = scenario.consortium
+    ledger = load_blocks(scenario.export)
+
+    def add_binding(results: bytes) -> bytes:
+        txrw = rwset_pb2.TxReadWriteSet.FromString(results)
+        for ns in txrw.ns_rwset:
+            if ns.namespace == CHAINCODE:
+                kv = kv_rwset_pb2.KVRWSet.FromString(ns.rwset)
+                kv.writes.add(key=key, value=b"1")
+                ns.rwset = kv.SerializeToString()
+        return txrw.SerializeToString()
+
+    number, index = find_tx(ledger, scenario.tx["record_rp-2"])
+    rewrite_transaction(
+        ledger[number],
+        index,
+        creator=consortium.identity("registrar.publicsecurity.sz1"),
+        endorsers=[consortium.identity("peer0.publicsecurity"), consortium.identity("peer0.tax")],
+        results=add_binding,
+    )
+    reseal(ledger, number, consortium.identity("orderer0.orderer"))
+    recompute_commit_hashes(ledger)
+    save_blocks(scenario.export, ledger)
+    report = replay(scenario.export).report
+    first = report.findings[0]
+    assert (first.kind, first.block, first.tx_id) == (
+        FindingKind.ACCESS_EVENT,
+        number,
+        scenario.tx["record_rp-2"],
+    )
+    assert first.message == f"RegisterRecord wrote {object_type!r} state"
