@@ -40,6 +40,7 @@ from network.engine.errors import (
 )
 from network.engine.network import EmbeddedNetwork, wait_status
 from network.engine.proposal import Proposal, Transaction
+from network.engine.simulation_pool import SimulationPoolError
 from network.engine.statedb import VALID
 from network.fabric.blocks import parse_block
 from network.fabric.transactions import ParsedTransaction, parse_envelope
@@ -61,6 +62,11 @@ def split_composite_key(key: str) -> list[str]:
     if not key.startswith(_SEP) or not key.endswith(_SEP):
         raise ValueError("not a composite key")
     return key[1:-1].split(_SEP)
+
+
+def _simulation_unavailable(exc: SimulationPoolError, tx_id: str) -> Unavailable:
+    """A simulation worker failed: the server's fault, so 503 and try again, never 400."""
+    return Unavailable(exc.message, code="simulation_unavailable", tx_id=tx_id)
 
 
 @dataclass(frozen=True)
@@ -225,7 +231,10 @@ class LedgerClient:
         )
         if not self.running():
             raise Unavailable("the ledger network is not running")
-        result = await self.network.endorser.simulate(proposal)
+        try:
+            result = await self.network.endorser.simulate(proposal)
+        except SimulationPoolError as exc:
+            raise _simulation_unavailable(exc, proposal.tx_id) from exc
         status = int(result.response.status)
         if status >= 400:
             raise _refusal(str(result.response.message), proposal.tx_id, status)
@@ -246,6 +255,8 @@ class LedgerClient:
         except NetworkClosedError as exc:
             raise Unavailable("the ledger network is not running", tx_id=proposal.tx_id) from exc
         except EndorseError as exc:
+            if isinstance(exc.__cause__, SimulationPoolError):
+                raise _simulation_unavailable(exc.__cause__, proposal.tx_id) from exc
             if exc.status is None:
                 raise GatewayError(
                     exc.message, code="proposal_rejected", status=400, tx_id=proposal.tx_id

@@ -20,17 +20,22 @@ endorsing peers and signs as them, orders, validates and commits.
 Workers are spawned (never forked: the parent runs threads), import the
 chaincode by reference (a class, or any picklable chaincode object), and
 each keeps one event loop for the coroutines of the contract API. A worker
-that dies breaks the pool; :meth:`SimulationPool.execute` then raises
-:class:`SimulationPoolError`, which the endorser reports like any endorsement
-failure, and the operator restarts the gateway.
+that dies breaks the pool: the proposal it was simulating fails with
+:class:`SimulationPoolError` (the gateway answers ``503``) and the pool
+starts fresh workers for the next one. Workers end with the gateway, even
+when it is killed: each watches its parent's process sentinel.
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import multiprocessing.connection
+import os
 import pickle
 import sqlite3
+import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -43,7 +48,7 @@ from fabric_protos.peer import chaincode_event_pb2 as _chaincode_event_pb2
 from fabric_protos.peer import proposal_response_pb2 as _proposal_response_pb2
 
 from crypto.errors import AccessLedgerError
-from network.engine.chaincode_host import ChaincodeHost
+from network.engine.chaincode_host import DEFAULT_TIMEOUT, ChaincodeHost
 from network.engine.proposal import Proposal
 from network.engine.snapshot import StateSnapshot
 from network.engine.stub import SimulationResult
@@ -105,8 +110,23 @@ class _Worker:
 _worker: _Worker | None = None
 
 
+def _exit_with_parent() -> None:
+    """End this worker when the gateway process dies, even by SIGKILL (no orphan keeps the
+    ledger file open): a daemon thread waits on the parent's process sentinel."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _start_worker(ledger_path: str, specs: list[ChaincodeSpec]) -> None:
     global _worker
+    _exit_with_parent()
     hosts = {
         spec.name: ChaincodeHost(
             spec.chaincode, name=spec.name, version=spec.version, timeout=spec.timeout
@@ -157,12 +177,29 @@ class SimulationPool:
             ) from exc
         self.workers = workers
         self._names = frozenset(hosts)
-        self._executor = ProcessPoolExecutor(
-            max_workers=workers,
+        self._initargs = (str(ledger_path), specs)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._executor = self._spawn()
+        #: Longest a simulation may take in a worker (the chaincodes' own execute timeout,
+        #: plus a margin) before the parent gives up on it.
+        self.timeout = max((h.timeout or DEFAULT_TIMEOUT for h in hosts.values()), default=0) + 10
+
+    def _spawn(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(str(ledger_path), specs),
+            initargs=self._initargs,
         )
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        """Start fresh workers in place of a pool a dead worker broke (once per breakage)."""
+        with self._lock:
+            if self._closed or self._executor is not broken:
+                return
+            self._executor = self._spawn()
+        broken.shutdown(wait=False, cancel_futures=True)
 
     def __contains__(self, chaincode: object) -> bool:
         return chaincode in self._names
@@ -170,13 +207,29 @@ class SimulationPool:
     async def execute(self, proposal: Proposal) -> SimulationResult:
         """What :meth:`ChaincodeHost.execute` returns, computed in a worker process."""
         loop = asyncio.get_running_loop()
+        executor = self._executor
         try:
-            tx_id, namespace, response, rwset, event = await loop.run_in_executor(
-                self._executor, _simulate, proposal.proposal_bytes, proposal.signature
+            call = loop.run_in_executor(
+                executor, _simulate, proposal.proposal_bytes, proposal.signature
             )
+            tx_id, namespace, response, rwset, event = await asyncio.wait_for(call, self.timeout)
         except BrokenProcessPool as exc:
+            # The next proposal gets new workers; this one is reported, not retried (the
+            # chaincode may have been what killed the worker).
+            self._replace(executor)
             raise SimulationPoolError(
-                f"a simulation worker died while simulating {proposal.tx_id}; restart the gateway"
+                f"a simulation worker died while simulating {proposal.tx_id}; the pool was"
+                " restarted"
+            ) from exc
+        except TimeoutError as exc:
+            raise SimulationPoolError(
+                f"no simulation worker answered for {proposal.tx_id} within {self.timeout:.0f} s"
+            ) from exc
+        except Exception as exc:
+            # Chaincode failures come back as error responses; anything raised here is the
+            # pool's own (a ledger file it cannot open, a pool shut down under the call).
+            raise SimulationPoolError(
+                f"simulating {proposal.tx_id} in a worker failed: {type(exc).__name__}"
             ) from exc
         return SimulationResult(
             tx_id=tx_id,
@@ -197,9 +250,20 @@ class SimulationPool:
         processes = getattr(self._executor, "_processes", None) or {}
         return sorted(int(pid) for pid in processes)
 
-    def close(self) -> None:
-        """Stop the workers (simulations in flight finish first)."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+    def close(self, *, grace: float = 5.0) -> None:
+        """Stop the workers: queued simulations are cancelled, a running one gets ``grace``
+        seconds to finish before its worker is terminated."""
+        with self._lock:
+            self._closed = True
+            executor = self._executor
+        processes = list((getattr(executor, "_processes", None) or {}).values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + grace
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.terminate()
+                process.join(1.0)
 
 
 def _noop() -> None:

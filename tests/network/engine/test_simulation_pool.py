@@ -5,13 +5,17 @@ its endorser's simulations moved to spawned workers. What a worker computes
 must be byte-for-byte what the parent computes in process; chaincode errors
 stay endorsement errors; a chaincode that cannot be shipped is refused at
 construction; and a worker killed with SIGKILL makes the next endorsement
-fail with a clear error instead of hanging.
+fail with a clear error instead of hanging, and the pool starts fresh workers;
+workers never outlive a gateway killed with SIGKILL.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -31,6 +35,8 @@ from tests.network.engine.test_pipeline import (
     open_network,
     read_asset,
 )
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -110,7 +116,7 @@ def test_a_chaincode_that_cannot_reach_a_worker_is_refused_at_once(tmp_path: Pat
         SimulationPool(tmp_path / "ledger.sqlite", {}, workers=0)
 
 
-async def test_a_killed_worker_fails_the_next_endorsement_clearly(
+async def test_a_killed_worker_fails_one_endorsement_and_the_pool_recovers(
     pooled: tuple[EmbeddedNetwork, SimulationPool], officer: Identity
 ) -> None:
     network, pool = pooled
@@ -118,5 +124,56 @@ async def test_a_killed_worker_fails_the_next_endorsement_clearly(
     os.kill(pid, signal.SIGKILL)
     with pytest.raises(EndorseError, match="simulation worker died") as caught:
         await network.submit(officer, CC, "CreateAsset", create_args("a2"))
+    assert isinstance(caught.value.__cause__, SimulationPoolError)
     assert caught.value.tx_id
     assert network.height == 1
+    # Fresh workers serve the next proposal.
+    committed = await network.submit(officer, CC, "CreateAsset", create_args("a3"))
+    assert committed.validation_code_name == "VALID"
+    assert pool.worker_pids() != [pid]
+
+
+_ORPHAN_SCRIPT = """
+import sys, time
+from network.engine.network import EmbeddedNetwork
+from network.engine.simulation_pool import SimulationPool
+from tests.network.engine.samples.asset_transfer_shim import AssetTransferChaincode
+network = EmbeddedNetwork.open(sys.argv[1], chaincodes={"accessledger": AssetTransferChaincode})
+pool = SimulationPool(network.store.path, network.endorser.chaincodes, workers=2)
+pool.warm_up()
+print(" ".join(str(pid) for pid in pool.worker_pids()), flush=True)
+time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by init) counts as gone.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_workers_end_when_the_gateway_process_is_killed(home: Path) -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _ORPHAN_SCRIPT, str(home)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None
+        pids = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(pids) == 2
+        assert all(_alive(pid) for pid in pids)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in pids)
+    finally:
+        parent.kill()
+        parent.wait(timeout=30)
