@@ -205,7 +205,11 @@ class QueryService:
                 found = []
                 for row in rows:
                     *_, msp_id, fingerprint = split_composite_key(row.key)
-                    found.append((msp_id, fingerprint))
+                    # The binding itself, in the same snapshot, must name this subject: an
+                    # index entry alone never makes a credential a reader.
+                    binding = view.get_state(namespace, composite_key(CITIZEN, msp_id, fingerprint))
+                    if binding is not None and json.loads(binding.value).get("subject") == subject:
+                        found.append((msp_id, fingerprint))
                 return found
         return self._scan_bindings(subject)
 

@@ -8,6 +8,7 @@ name the same credentials.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from chaincode.caller import certificate_fingerprint
 from crypto.consortium import Consortium
 from gateway.service import queries as queries_module
 from gateway.service.core import GatewayService
+from gateway.service.ledger import composite_key
 from gateway.settings import GatewaySettings
 from tests.gateway.test_app_support import (
     ShiftedClock,
@@ -88,3 +90,22 @@ async def test_an_unmarked_ledger_is_scanned_not_read_through_the_index(
     monkeypatch.setattr(queries_module, "CITIZEN_INDEX_KEY", "no_such_mark")
     monkeypatch.setattr(queries_module, "SUBJECT_CITIZEN", "no_such_index")
     assert service.queries.subject_credentials(subject)  # found by the scan alone
+
+
+async def test_an_index_entry_without_a_matching_binding_names_nobody(
+    service: GatewayService, consortium: Consortium
+) -> None:
+    # State forged behind the contract's back (an index entry naming citizen.c3, who is bound
+    # to the other subject): the binding decides, so c3 does not become a reader.
+    bound = await _bound(service, consortium)
+    [(first, pair)] = [(s, c) for s, c in bound.items() if len(c) == 2]
+    c3 = consortium.identity("citizen.c3")
+    c3_key = (c3.msp_id, certificate_fingerprint(c3.certificate))
+    assert c3_key not in pair
+    forged = composite_key("subject_citizen", first, *c3_key)
+    with sqlite3.connect(service.network.store.path) as ledger:
+        ledger.execute(
+            "INSERT INTO state (namespace, key, value, block_num, tx_num) VALUES (?, ?, ?, ?, ?)",
+            (service.ledger.chaincode, forged.encode(), b"1", 1, 0),
+        )
+    assert set(service.queries.subject_credentials(first)) == pair
