@@ -99,13 +99,18 @@ class KeyCustodian:
                 continue
         raise DecryptionError()
 
-    def _open_current(self, record: GrantedRecord, tier: str, entry: TierKeyEntry) -> bytes:
+    def open_stored(self, entry: TierKeyEntry) -> bytes:
+        """:meth:`open_tier_key`, re-reading the row once if its key has gone meanwhile.
+
+        A rotation may have re-sealed the row and retired the key it named
+        between the read and this call. Raises :class:`DecryptionError` or a
+        store error if the fresh row does not open either.
+        """
         try:
             return self.open_tier_key(entry)
         except DecryptionError:
-            # A rotation may have re-sealed the row and retired its key since it was read.
             fresh = self.store.get_tier_key(
-                record_id=record.record_id, version=record.version, tier=tier
+                record_id=entry.record_id, version=entry.version, tier=entry.tier
             )
             return self.open_tier_key(fresh)
 
@@ -154,7 +159,7 @@ class KeyCustodian:
                     grant.tx_id,
                 )
             try:
-                sealed = seal_key(self._open_current(record, tier, entry), recipient_public)
+                sealed = seal_key(self.open_stored(entry), recipient_public)
             except (DecryptionError, StoreError) as exc:
                 raise GatewayError(
                     f"the {self.org} custodian cannot open the stored key of {record.record_id}",

@@ -29,6 +29,7 @@ from typing import Any
 from chaincode import CHAINCODE_NAME, AccessLedgerChaincode
 from chaincode.codec import format_time
 from crypto.consortium import Consortium
+from crypto.errors import DecryptionError
 from crypto.identity import Identity
 from gateway.auth import RequestVerifier, SqliteNonceCache, TrustStore, VerifierPolicy
 from gateway.custodian import Custodians
@@ -61,7 +62,7 @@ from gateway.service.transactions import (
     proposal_argument,
 )
 from gateway.settings import GatewaySettings
-from gateway.store import StoreRegistry, TierKeyEntry
+from gateway.store import StoreError, StoreRegistry, TierKeyEntry
 from network.engine.network import EmbeddedNetwork
 from network.engine.proposal import Proposal
 from network.engine.simulation_pool import SimulationPool
@@ -194,7 +195,19 @@ class GatewayService:
         """Opens a stored note key with the Audit custodian (``None`` without one)."""
         if not self.custodians.has_custodian(NOTES_ORG):
             return None
-        return self.custodians.custodian(NOTES_ORG).open_tier_key
+        custodian = self.custodians.custodian(NOTES_ORG)
+
+        def open_note_key(entry: TierKeyEntry) -> bytes:
+            try:
+                return custodian.open_stored(entry)
+            except (DecryptionError, StoreError) as exc:
+                raise GatewayError(
+                    f"the {NOTES_ORG} custodian cannot open the key of note {entry.record_id}",
+                    code="custodian_failed",
+                    status=500,
+                ) from exc
+
+        return open_note_key
 
     def _config_committed(self, channel: ChannelConfig) -> None:
         """A config block was committed: follow its members, CRLs and new departments."""

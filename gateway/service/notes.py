@@ -49,6 +49,7 @@ from crypto.envelope import (
     seal_key,
 )
 from crypto.identity import Identity
+from gateway.access_events import require_unrevoked
 from gateway.custodian_keys import Sealing
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.schemas import Response
@@ -340,6 +341,10 @@ def _open_notes(
     if not stores.knows(NOTES_ORG):
         raise NotFound(f"no note is stored for access event {event_id}", code="note_not_found")
     store = stores.store(NOTES_ORG)
+    # As for payload keys: no note key to a certificate the committed config revokes, even
+    # before the gateway's membership view has caught up with that config block.
+    ledger = queries.ledger
+    require_unrevoked(ledger.channel_at(ledger.height), caller.msp_id, caller.certificate)
     fingerprint = certificate_fingerprint(caller.certificate)
     registered = queries.caller_key(caller)
     notes: list[NoteView] = []
