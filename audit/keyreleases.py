@@ -177,11 +177,14 @@ def _after_revocation(release: KeyRelease, facts: LedgerFacts) -> str | None:
     pem = facts.officer_certificates.get((release.officer_msp_id, release.officer_fingerprint))
     if pem is None:
         return None  # no access event of this officer: reported as such already
-    since, registry = facts.msp_history[0]
+    in_force: tuple[int, MSPRegistry] | None = None
     for start, candidate in facts.msp_history:
         if start > release.ledger_height:
             break
-        since, registry = start, candidate
+        in_force = (start, candidate)
+    if in_force is None:
+        return None  # no config replayed below that height: nothing to judge it against
+    since, registry = in_force
     msp = registry.msps.get(release.officer_msp_id)
     if msp is not None and not msp.revokes(_certificate(pem)):
         return None
