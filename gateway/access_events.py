@@ -18,6 +18,8 @@ from typing import Any, Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from fabric_protos.msp import identities_pb2
 
 from chaincode import CHAINCODE_NAME
 from chaincode.caller import certificate_fingerprint
@@ -29,6 +31,7 @@ from crypto.signing import verify
 from gateway.errors import Forbidden, GatewayError
 from gateway.service.ledger import CommittedTransaction, composite_key
 from gateway.service.releases import GrantExpired
+from network.fabric.errors import FabricError
 from network.fabric.transactions import ENDORSER_TRANSACTION
 from network.fabric.validator import ChannelConfig
 
@@ -196,24 +199,27 @@ def verify_access_event(
     )
 
 
-def require_unrevoked(
+def require_channel_member(
     channel: ChannelConfig,
     msp_id: str,
     certificate: x509.Certificate,
     *,
+    now: datetime,
     tx_id: str | None = None,
 ) -> None:
-    """Refuse a release to a certificate the channel config at the release's snapshot revokes.
+    """Refuse a release to a certificate the channel config at the release's snapshot refuses.
 
     The gateway's membership check refuses a revoked caller once its view of
     the channel has caught up with the config block; a custodian checks
     against the config of the very snapshot it releases from, so no key or
     blob leaves after a revocation it could see (I2), however the request
-    reached it.
+    reached it. Beyond the CRLs this is the MSP's own validation, as the
+    endorsers and the validator apply it: the certificate must chain to a
+    root the MSP still holds, carry a NodeOU it accepts and be valid at ``now``.
     """
+    fingerprint = certificate_fingerprint(certificate)
     msp = channel.msps.msps.get(msp_id)
-    if msp is None or msp.revokes(certificate):
-        fingerprint = certificate_fingerprint(certificate)
+    if msp is not None and msp.revokes(certificate):
         raise GatewayError(
             f"certificate {fingerprint[:16]}... of {msp_id} has been revoked on the channel"
             f" (config sequence {channel.sequence}); nothing is released",
@@ -221,6 +227,19 @@ def require_unrevoked(
             status=401,
             tx_id=tx_id,
         )
+    serialized = identities_pb2.SerializedIdentity(
+        mspid=msp_id, id_bytes=certificate.public_bytes(Encoding.PEM)
+    ).SerializeToString()
+    try:
+        channel.msps.deserialize(serialized, now=now)
+    except FabricError as exc:
+        raise GatewayError(
+            f"certificate {fingerprint[:16]}... is not a valid {msp_id} identity on the channel"
+            f" (config sequence {channel.sequence}): {exc.message}; nothing is released",
+            code="certificate_invalid",
+            status=401,
+            tx_id=tx_id,
+        ) from exc
 
 
 __all__ = [
@@ -230,6 +249,6 @@ __all__ = [
     "KeyReleaseRefused",
     "VerifiedGrant",
     "refuse",
-    "require_unrevoked",
+    "require_channel_member",
     "verify_access_event",
 ]

@@ -50,7 +50,7 @@ from gateway.access_events import (
     GrantedRecord,
     KeyReleaseRefused,
     VerifiedGrant,
-    require_unrevoked,
+    require_channel_member,
     verify_access_event,
 )
 from gateway.access_events import refuse as _refuse
@@ -300,8 +300,8 @@ class Custodians:
             ]
         )
         channel = self.ledger.channel_at(height)
-        require_unrevoked(
-            channel, grant.officer_msp_id, grant.officer_certificate, tx_id=grant.tx_id
+        require_channel_member(
+            channel, grant.officer_msp_id, grant.officer_certificate, now=now, tx_id=grant.tx_id
         )
         for record, erasure in zip(grant.granted, stored[1 + count :], strict=True):
             if erasure is not None:
@@ -341,7 +341,9 @@ class Custodians:
             address, certificate_fingerprint(caller.certificate), _utc(now)
         )
         height, [erasure] = self.ledger.states_at([composite_key(ERASURE, grant.record_id)])
-        require_unrevoked(self.ledger.channel_at(height), caller.msp_id, caller.certificate)
+        require_channel_member(
+            self.ledger.channel_at(height), caller.msp_id, caller.certificate, now=_utc(now)
+        )
         if erasure is not None:
             raise GatewayError(
                 f"record {grant.record_id} was erased after this grant",

@@ -49,7 +49,7 @@ from crypto.envelope import (
     seal_key,
 )
 from crypto.identity import Identity
-from gateway.access_events import require_unrevoked
+from gateway.access_events import require_channel_member
 from gateway.custodian_keys import Sealing
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.schemas import Response
@@ -323,7 +323,7 @@ async def subject_notes(
     says so when that leaves nothing to show.
     """
     event = await queries.my_access_event(caller, event_id, now=now)
-    return await asyncio.to_thread(_open_notes, queries, stores, opener, caller, event)
+    return await asyncio.to_thread(_open_notes, queries, stores, opener, caller, event, now)
 
 
 #: Opens a note's stored key (the Audit custodian's copy); raises if it cannot.
@@ -336,6 +336,7 @@ def _open_notes(
     opener: NoteKeyOpener | None,
     caller: Identity,
     event: Mapping[str, Any],
+    now: datetime,
 ) -> NoteList:
     event_id = str(event["event_id"])
     if not stores.knows(NOTES_ORG):
@@ -344,7 +345,9 @@ def _open_notes(
     # As for payload keys: no note key to a certificate the committed config revokes, even
     # before the gateway's membership view has caught up with that config block.
     ledger = queries.ledger
-    require_unrevoked(ledger.channel_at(ledger.height), caller.msp_id, caller.certificate)
+    require_channel_member(
+        ledger.channel_at(ledger.height), caller.msp_id, caller.certificate, now=now
+    )
     fingerprint = certificate_fingerprint(caller.certificate)
     registered = queries.caller_key(caller)
     notes: list[NoteView] = []

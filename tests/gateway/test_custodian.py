@@ -439,3 +439,19 @@ async def test_a_certificate_revoked_at_the_releases_snapshot_gets_nothing(world
         Forged(world.service.ledger, channel=lambda _, real: _revoking(world, registrar, real))
     )
     other.release(other.verify(world.granted_tx, officer, world.clock()), world.clock())
+
+
+async def test_a_certificate_the_channel_no_longer_accepts_gets_nothing(world: World) -> None:
+    # Past the officer certificate's validity the MSP refuses it, as the endorsers would:
+    # the custodian releases nothing and logs nothing, whatever the grant says.
+    officer = world.identity(OFFICER)
+    custodians = world.custodians(world.service.ledger)
+    grant = custodians.verify(world.granted_tx, officer, world.clock())
+    log = ReleaseLog(release_log_path(world.home, "PublicSecurity"))
+    before = len(list(log.entries()))
+    expired = officer.certificate.not_valid_after_utc + timedelta(days=1)
+    with pytest.raises(GatewayError) as refused:
+        custodians.release(grant, expired)
+    assert (refused.value.code, refused.value.status) == ("certificate_invalid", 401)
+    assert "not a valid EducationMSP identity" in refused.value.message
+    assert len(list(log.entries())) == before
