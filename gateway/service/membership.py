@@ -9,7 +9,7 @@ applies the same two rules to every HTTP caller, so a certificate revoked on
 the ledger is refused by the gateway at once, before it costs an endorsement,
 and a department is served only once a config update has made it a member.
 
-Results are cached per certificate fingerprint and config sequence; a new
+Results are cached per (MSP ID, certificate fingerprint) and config sequence; a new
 config (:meth:`update`) drops the cache, so a revocation takes effect on the
 next request.
 """
@@ -21,8 +21,13 @@ import threading
 from cryptography import x509
 
 from crypto.identity import Identity
-from gateway.auth.errors import CertificateRevokedError, CertificateUnknownError
+from gateway.auth.errors import (
+    CertificateInvalidError,
+    CertificateRevokedError,
+    CertificateUnknownError,
+)
 from gateway.auth.profile import certificate_fingerprint
+from network.fabric.errors import FabricError
 from network.fabric.validator import ChannelConfig
 
 _CACHE_SIZE = 4096
@@ -33,7 +38,7 @@ class ChannelMembership:
 
     def __init__(self, channel: ChannelConfig) -> None:
         self._lock = threading.Lock()
-        self._admitted: set[str] = set()
+        self._admitted: set[tuple[str, str]] = set()
         self.update(channel)
 
     @property
@@ -49,6 +54,7 @@ class ChannelMembership:
     def update(self, channel: ChannelConfig) -> None:
         """Take the rules of a newly committed channel configuration."""
         with self._lock:
+            self._registry = channel.msps
             self._msps = dict(channel.msps.msps)
             self._sequence = channel.sequence
             self._admitted = set()
@@ -63,12 +69,13 @@ class ChannelMembership:
         return any(msp.revokes(certificate) for msp in self._msps.values())
 
     def check(self, identity: Identity) -> None:
-        """Raise unless ``identity`` belongs to a member MSP and is not revoked."""
+        """Raise unless ``identity`` is a valid, unrevoked identity of a member MSP."""
         fingerprint = certificate_fingerprint(identity.certificate)
+        admitted = (identity.msp_id, fingerprint)
         with self._lock:
-            if fingerprint in self._admitted:
+            if admitted in self._admitted:
                 return
-            msps = self._msps
+            msps, registry = self._msps, self._registry
         if identity.msp_id not in msps:
             raise CertificateUnknownError(
                 f"{identity.msp_id} is not a member of the channel (config sequence"
@@ -79,9 +86,17 @@ class ChannelMembership:
                 f"certificate {fingerprint[:16]}... of {identity.name} has been revoked"
                 f" by {identity.msp_id} on the channel"
             )
+        try:
+            # The MSP's own rules beyond CRLs: a root it still holds, an accepted NodeOU.
+            registry.deserialize(identity.serialized())
+        except FabricError as exc:
+            raise CertificateInvalidError(
+                f"certificate {fingerprint[:16]}... of {identity.name} is not a valid"
+                f" {identity.msp_id} identity on the channel: {exc.message}"
+            ) from exc
         with self._lock:
             if self._msps is not msps:
                 return  # a new config arrived meanwhile: do not cache under old rules
             if len(self._admitted) >= _CACHE_SIZE:
                 self._admitted.clear()
-            self._admitted.add(fingerprint)
+            self._admitted.add(admitted)
