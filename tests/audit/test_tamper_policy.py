@@ -107,22 +107,19 @@ def test_stored_bundle_not_matching_its_anchor_is_named(scenario: Scenario) -> N
     assert any("not the bundle the admins' transaction carried" in m for m in messages)
 
 
-def test_policy_written_outside_governance_is_named(scenario: Scenario) -> None:
-    """A record registration that also rewrites the anchored policy pointer."""
+def _registration_also_writes(scenario: Scenario, key: str, value: bytes) -> tuple[int, Any]:
+    """Forge record rp-2's RegisterRecord to write ``key`` too (re-signed, re-sealed, chained);
+    replay the export and return the transaction's block and the report's first finding."""
     consortium = scenario.consortium
     ledger = load_blocks(scenario.export)
     number, index = find_tx(ledger, scenario.tx["record_rp-2"])
-    digest = hashlib.sha256(b"forged").hexdigest()
 
-    def add_pointer(results: bytes) -> bytes:
-        from fabric_protos.ledger.rwset import rwset_pb2
-        from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
-
+    def add_write(results: bytes) -> bytes:
         txrw = rwset_pb2.TxReadWriteSet.FromString(results)
         for ns in txrw.ns_rwset:
             if ns.namespace == CHAINCODE:
                 kv = kv_rwset_pb2.KVRWSet.FromString(ns.rwset)
-                kv.writes.add(key="policy", value=json.dumps({"bundle_hash": digest}).encode())
+                kv.writes.add(key=key, value=value)
                 ns.rwset = kv.SerializeToString()
         return txrw.SerializeToString()
 
@@ -131,13 +128,19 @@ def test_policy_written_outside_governance_is_named(scenario: Scenario) -> None:
         index,
         creator=consortium.identity("registrar.publicsecurity.sz1"),
         endorsers=[consortium.identity("peer0.publicsecurity"), consortium.identity("peer0.tax")],
-        results=add_pointer,
+        results=add_write,
     )
     reseal(ledger, number, consortium.identity("orderer0.orderer"))
     recompute_commit_hashes(ledger)
     save_blocks(scenario.export, ledger)
-    report = replay(scenario.export).report
-    first = report.findings[0]
+    return number, replay(scenario.export).report.findings[0]
+
+
+def test_policy_written_outside_governance_is_named(scenario: Scenario) -> None:
+    """A record registration that also rewrites the anchored policy pointer."""
+    digest = hashlib.sha256(b"forged").hexdigest()
+    pointer = json.dumps({"bundle_hash": digest}).encode()
+    number, first = _registration_also_writes(scenario, "policy", pointer)
     assert (first.kind, first.block, first.tx_id) == (
         FindingKind.POLICY_BUNDLE,
         number,
@@ -152,11 +155,8 @@ _FP = "ab" * 32
 @pytest.mark.parametrize(
     ("key", "object_type"),
     [
-        (
-            "\x00subject_citizen\x00ps1:forged\x00CivilAffairsMSP\x00" + "ab" * 32 + "\x00",
-            "subject_citizen",
-        ),
-        ("\x00citizen\x00CivilAffairsMSP\x00" + "ab" * 32 + "\x00", "citizen"),
+        (f"\x00subject_citizen\x00ps1:forged\x00CivilAffairsMSP\x00{_FP}\x00", "subject_citizen"),
+        (f"\x00citizen\x00CivilAffairsMSP\x00{_FP}\x00", "citizen"),
         ("citizen_index", "citizen_index"),
     ],
 )
@@ -164,31 +164,7 @@ def test_citizen_bindings_written_outside_register_citizen_are_named(
     scenario: Scenario, key: str, object_type: str
 ) -> None:
     """A record registration that also binds a credential to a subject (or marks the index)."""
-    consortium = scenario.consortium
-    ledger = load_blocks(scenario.export)
-
-    def add_binding(results: bytes) -> bytes:
-        txrw = rwset_pb2.TxReadWriteSet.FromString(results)
-        for ns in txrw.ns_rwset:
-            if ns.namespace == CHAINCODE:
-                kv = kv_rwset_pb2.KVRWSet.FromString(ns.rwset)
-                kv.writes.add(key=key, value=b"1")
-                ns.rwset = kv.SerializeToString()
-        return txrw.SerializeToString()
-
-    number, index = find_tx(ledger, scenario.tx["record_rp-2"])
-    rewrite_transaction(
-        ledger[number],
-        index,
-        creator=consortium.identity("registrar.publicsecurity.sz1"),
-        endorsers=[consortium.identity("peer0.publicsecurity"), consortium.identity("peer0.tax")],
-        results=add_binding,
-    )
-    reseal(ledger, number, consortium.identity("orderer0.orderer"))
-    recompute_commit_hashes(ledger)
-    save_blocks(scenario.export, ledger)
-    report = replay(scenario.export).report
-    first = report.findings[0]
+    number, first = _registration_also_writes(scenario, key, b"1")
     assert (first.kind, first.block, first.tx_id) == (
         FindingKind.ACCESS_EVENT,
         number,
