@@ -217,9 +217,9 @@ def require_channel_member(
     endorsers and the validator apply it: the certificate must chain to a
     root the MSP still holds, carry a NodeOU it accepts and be valid at ``now``.
     """
-    fingerprint = certificate_fingerprint(certificate)
     msp = channel.msps.msps.get(msp_id)
     if msp is not None and msp.revokes(certificate):
+        fingerprint = certificate_fingerprint(certificate)
         raise GatewayError(
             f"certificate {fingerprint[:16]}... of {msp_id} has been revoked on the channel"
             f" (config sequence {channel.sequence}); nothing is released",
@@ -233,6 +233,7 @@ def require_channel_member(
     try:
         channel.msps.deserialize(serialized, now=now)
     except FabricError as exc:
+        fingerprint = certificate_fingerprint(certificate)
         raise GatewayError(
             f"certificate {fingerprint[:16]}... is not a valid {msp_id} identity on the channel"
             f" (config sequence {channel.sequence}): {exc.message}; nothing is released",
