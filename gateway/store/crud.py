@@ -17,7 +17,10 @@ Rules the functions enforce, whichever database is underneath:
 * a record's ciphertexts and sealed keys can be stored in one transaction
   (:func:`gateway.store.registration.put_record_tiers`, same rules);
 * every read of an erased record, and any attempt to store its ciphertext
-  again, fails with ``record_erased``. Erasure itself is
+  again, fails with ``record_erased``; writers of a record's keys and its
+  erasure hold the record's lock (:func:`records_locked`), so a version
+  stored concurrently with an erasure is either erased with it or refused,
+  never left behind. Erasure itself is
   :mod:`gateway.store.erasure`; recipients' copies of tier keys and custodian
   key rotation are :mod:`gateway.store.keycopies`.
 """
@@ -27,11 +30,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import Connection, bindparam
+from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -102,6 +107,48 @@ def utc(moment: datetime) -> datetime:
 
 def tombstone_of(session: Session, record_id: str) -> Tombstone | None:
     return session.get(Tombstone, record_id, populate_existing=True)
+
+
+#: Seed of the PostgreSQL advisory-lock keys of records, so they stay apart from other users' locks.
+_RECORD_LOCK_SEED: Final = 0x414C5243  # "ALRC"
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:record_id, :seed))")
+
+
+@contextmanager
+def records_locked(session: Session, record_ids: Iterable[str]) -> Iterator[None]:
+    """Serialise the block with every other writer of these records' rows; end it unfinished.
+
+    Registration and erasure each read the store (is there a tombstone?
+    which keys exist?) and then write. Unlocked, an erasure that commits
+    between a registration's reads and its inserts would let that version's
+    tier keys in after the tombstone: an erased record decryptable again. So
+    both take the record's lock before they read and hold it until their
+    transaction ends:
+
+    * SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock now rather
+      than at the first insert (a SQLite file has one writer at a time
+      anyway), so the block must start the session's transaction.
+    * PostgreSQL: one transaction-scoped advisory lock per record, taken in a
+      fixed order so two writers of overlapping records cannot deadlock.
+
+    The block commits what it writes; a transaction it leaves open (a no-op
+    repeat, a refusal) is rolled back on the way out, which releases the lock.
+    """
+    connection = session.connection()
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        driver = connection.connection.driver_connection
+        if driver is None or driver.in_transaction:
+            raise RuntimeError("records_locked must start the session's transaction on SQLite")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif dialect == "postgresql":
+        for record_id in sorted(set(record_ids)):
+            connection.execute(_ADVISORY_LOCK, {"record_id": record_id, "seed": _RECORD_LOCK_SEED})
+    try:
+        yield
+    finally:
+        if session.in_transaction():
+            session.rollback()
 
 
 def refuse_if_erased(session: Session, record_id: str) -> None:
@@ -339,38 +386,39 @@ def put_tier_key(
     check_tier_key_input(record_id, version, tier, sealed_key, size)
     check_key_id(key_id)
     check_address(address)
-    refuse_if_erased(session, record_id)
-    blob = session.get(StoredBlob, address, populate_existing=True)
-    if blob is None:
-        raise BlobNotFoundError(address)
-    if blob.size != size:
-        raise InvalidTierKeyError(
-            f"ciphertext {address} is {blob.size} bytes, not the {size} the tier key claims"
-        )
-    wanted = TierKeyEntry(record_id, version, tier, sealed_key, address, size, key_id)
-    existing = existing_tier_key(session, record_id, version, tier)
-    if existing is not None:
-        return same_entry_or_conflict(existing, wanted)
-    session.add(
-        SealedTierKey(
-            record_id=record_id,
-            version=version,
-            tier=tier,
-            sealed_key=sealed_key,
-            address=address,
-            size=size,
-            key_id=key_id,
-        )
-    )
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
+    with records_locked(session, [record_id]):
+        refuse_if_erased(session, record_id)
+        blob = session.get(StoredBlob, address, populate_existing=True)
+        if blob is None:
+            raise BlobNotFoundError(address)
+        if blob.size != size:
+            raise InvalidTierKeyError(
+                f"ciphertext {address} is {blob.size} bytes, not the {size} the tier key claims"
+            )
+        wanted = TierKeyEntry(record_id, version, tier, sealed_key, address, size, key_id)
         existing = existing_tier_key(session, record_id, version, tier)
-        if existing is None:  # pragma: no cover - the row vanished again
-            raise
-        return same_entry_or_conflict(existing, wanted)
-    return wanted
+        if existing is not None:
+            return same_entry_or_conflict(existing, wanted)
+        session.add(
+            SealedTierKey(
+                record_id=record_id,
+                version=version,
+                tier=tier,
+                sealed_key=sealed_key,
+                address=address,
+                size=size,
+                key_id=key_id,
+            )
+        )
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            existing = existing_tier_key(session, record_id, version, tier)
+            if existing is None:  # pragma: no cover - the row vanished again
+                raise
+            return same_entry_or_conflict(existing, wanted)
+        return wanted
 
 
 def existing_tier_key(

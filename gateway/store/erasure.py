@@ -19,7 +19,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from gateway.store.crud import check_record_id, tombstone_of, utc
+from gateway.store.crud import check_record_id, records_locked, tombstone_of, utc
 from gateway.store.errors import RecordNotFoundError, StoreError
 from gateway.store.models import (
     MAX_ACTOR_LENGTH,
@@ -74,44 +74,45 @@ def erase_record(*, session: Session, record_id: str, erased_by: str, now: datet
         raise StoreError("erased_by must name who erased the record", code="invalid_actor")
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    existing = tombstone_of(session, record_id)
-    if existing is not None:
-        return _erasure(existing)
-    keys = session.exec(select(SealedTierKey).where(SealedTierKey.record_id == record_id)).all()
-    if not keys:
-        raise RecordNotFoundError(f"the store holds no tier keys for record {record_id}")
-    addresses = sorted({key.address for key in keys})
-    shared = set(
-        session.exec(
-            select(SealedTierKey.address).where(
-                col(SealedTierKey.address).in_(addresses), SealedTierKey.record_id != record_id
-            )
-        ).all()
-    )
-    doomed = [address for address in addresses if address not in shared]
-    session.exec(delete(SealedTierKey).where(col(SealedTierKey.record_id) == record_id))
-    session.exec(delete(RecipientTierKey).where(col(RecipientTierKey.record_id) == record_id))
-    if doomed:
-        session.exec(delete(StoredBlob).where(col(StoredBlob.address).in_(doomed)))
-        for address in doomed:
-            session.merge(ErasedBlob(address=address, record_id=record_id))
-    stone = Tombstone(
-        record_id=record_id,
-        erased_at=now.astimezone(UTC),
-        erased_by=erased_by,
-        tier_keys_destroyed=len(keys),
-        blobs_destroyed=len(doomed),
-    )
-    session.add(stone)
-    try:
-        session.commit()
-    except IntegrityError:
-        # A concurrent erasure of the same record won; report its tombstone.
-        session.rollback()
-        winner = tombstone_of(session, record_id)
-        if winner is None:  # pragma: no cover - nothing to report
-            raise
-        return _erasure(winner)
+    with records_locked(session, [record_id]):
+        existing = tombstone_of(session, record_id)
+        if existing is not None:
+            return _erasure(existing)
+        keys = session.exec(select(SealedTierKey).where(SealedTierKey.record_id == record_id)).all()
+        if not keys:
+            raise RecordNotFoundError(f"the store holds no tier keys for record {record_id}")
+        addresses = sorted({key.address for key in keys})
+        shared = set(
+            session.exec(
+                select(SealedTierKey.address).where(
+                    col(SealedTierKey.address).in_(addresses), SealedTierKey.record_id != record_id
+                )
+            ).all()
+        )
+        doomed = [address for address in addresses if address not in shared]
+        session.exec(delete(SealedTierKey).where(col(SealedTierKey.record_id) == record_id))
+        session.exec(delete(RecipientTierKey).where(col(RecipientTierKey.record_id) == record_id))
+        if doomed:
+            session.exec(delete(StoredBlob).where(col(StoredBlob.address).in_(doomed)))
+            for address in doomed:
+                session.merge(ErasedBlob(address=address, record_id=record_id))
+        stone = Tombstone(
+            record_id=record_id,
+            erased_at=now.astimezone(UTC),
+            erased_by=erased_by,
+            tier_keys_destroyed=len(keys),
+            blobs_destroyed=len(doomed),
+        )
+        session.add(stone)
+        try:
+            session.commit()
+        except IntegrityError:
+            # A concurrent erasure of the same record won; report its tombstone.
+            session.rollback()
+            winner = tombstone_of(session, record_id)
+            if winner is None:  # pragma: no cover - nothing to report
+                raise
+            return _erasure(winner)
     erasure = _erasure(stone)
     _flush_sqlite_wal(session)
     return erasure

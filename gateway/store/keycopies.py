@@ -28,6 +28,7 @@ from gateway.store.crud import (
     check_record_id,
     check_tier_key_input,
     existing_tier_key,
+    records_locked,
     refuse_if_erased,
     same_bytes,
     tier_key_entry,
@@ -103,31 +104,32 @@ def put_recipient_key(*, session: Session, entry: RecipientKeyEntry) -> Recipien
     """
     check_tier_key_input(entry.record_id, entry.version, entry.tier, entry.sealed_key, 0)
     _check_recipient(entry.msp_id, entry.cert_fingerprint, entry.public_key)
-    if existing_tier_key(session, entry.record_id, entry.version, entry.tier) is None:
-        refuse_if_erased(session, entry.record_id)
-        raise TierKeyNotFoundError(
-            f"no sealed key for record {entry.record_id} version {entry.version} tier"
-            f" {entry.tier} to copy for a recipient"
-        )
-    primary = (entry.record_id, entry.version, entry.tier, entry.msp_id, entry.cert_fingerprint)
-    session.add(RecipientTierKey(**vars(entry)))
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        row = session.get(RecipientTierKey, primary, populate_existing=True)
-        if row is None:  # pragma: no cover - the row vanished again
-            raise
-        existing = _recipient_entry(row)
-        if same_bytes(existing.sealed_key, entry.sealed_key) and same_bytes(
-            existing.public_key, entry.public_key
-        ):
-            return existing
-        raise TierKeyConflictError(
-            f"record {entry.record_id} version {entry.version} tier {entry.tier} already has"
-            f" a different key sealed to {entry.msp_id}/{entry.cert_fingerprint}"
-        ) from None
-    return entry
+    with records_locked(session, [entry.record_id]):
+        if existing_tier_key(session, entry.record_id, entry.version, entry.tier) is None:
+            refuse_if_erased(session, entry.record_id)
+            raise TierKeyNotFoundError(
+                f"no sealed key for record {entry.record_id} version {entry.version} tier"
+                f" {entry.tier} to copy for a recipient"
+            )
+        primary = (entry.record_id, entry.version, entry.tier, entry.msp_id, entry.cert_fingerprint)
+        session.add(RecipientTierKey(**vars(entry)))
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            row = session.get(RecipientTierKey, primary, populate_existing=True)
+            if row is None:  # pragma: no cover - the row vanished again
+                raise
+            existing = _recipient_entry(row)
+            if same_bytes(existing.sealed_key, entry.sealed_key) and same_bytes(
+                existing.public_key, entry.public_key
+            ):
+                return existing
+            raise TierKeyConflictError(
+                f"record {entry.record_id} version {entry.version} tier {entry.tier} already has"
+                f" a different key sealed to {entry.msp_id}/{entry.cert_fingerprint}"
+            ) from None
+        return entry
 
 
 def list_recipient_keys(

@@ -30,6 +30,7 @@ from gateway.store.crud import (
     check_tier_key_input,
     put_blob,
     put_tier_key,
+    records_locked,
     same_bytes,
     same_entry_or_conflict,
     utc,
@@ -73,54 +74,57 @@ def put_record_tiers(
             entry.record_id, entry.version, entry.tier, entry.sealed_key, entry.size
         )
         check_key_id(entry.key_id)
-    connection = session.connection()
-    known = _KnownRows.read(connection, tiers)
-    results: list[TierKeyEntry] = []
-    new_blobs: list[dict[str, Any]] = []
-    new_keys: list[dict[str, Any]] = []
-    for data, entry in tiers:
-        if entry.address in known.erased_blobs:
-            raise RecordErasedError(known.erased_blobs[entry.address])
-        stone = known.tombstones.get(entry.record_id)
-        if stone is not None:
-            raise RecordErasedError(entry.record_id, erased_at=utc(stone))
-        stored = known.blobs.get(entry.address)
-        if stored is None:
-            known.blobs[entry.address] = data
-            new_blobs.append({"address": entry.address, "data": data, "size": len(data)})
-        elif not same_bytes(stored, data):
-            # Same address, different bytes: the stored copy was altered (SHA-256 holds).
-            raise BlobCorruptedError([entry.address])
-        slot = (entry.record_id, entry.version, entry.tier)
-        existing = known.keys.get(slot)
-        if existing is not None:
-            results.append(same_entry_or_conflict(existing, entry))
-            continue
-        known.keys[slot] = entry
-        new_keys.append(dataclasses.asdict(entry))
-        results.append(entry)
-    try:
-        if new_blobs:
-            connection.execute(insert(StoredBlob), new_blobs)
-        if new_keys:
-            connection.execute(insert(SealedTierKey), new_keys)
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        return [
-            put_tier_key(
-                session=session,
-                record_id=entry.record_id,
-                version=entry.version,
-                tier=entry.tier,
-                sealed_key=entry.sealed_key,
-                address=put_blob(session=session, data=data, address=entry.address),
-                size=entry.size,
-                key_id=entry.key_id,
-            )
-            for data, entry in tiers
-        ]
-    return results
+    with records_locked(session, [entry.record_id for _, entry in tiers]):
+        connection = session.connection()
+        known = _KnownRows.read(connection, tiers)
+        results: list[TierKeyEntry] = []
+        new_blobs: list[dict[str, Any]] = []
+        new_keys: list[dict[str, Any]] = []
+        for data, entry in tiers:
+            if entry.address in known.erased_blobs:
+                raise RecordErasedError(known.erased_blobs[entry.address])
+            stone = known.tombstones.get(entry.record_id)
+            if stone is not None:
+                raise RecordErasedError(entry.record_id, erased_at=utc(stone))
+            stored = known.blobs.get(entry.address)
+            if stored is None:
+                known.blobs[entry.address] = data
+                new_blobs.append({"address": entry.address, "data": data, "size": len(data)})
+            elif not same_bytes(stored, data):
+                # Same address, different bytes: the stored copy was altered (SHA-256 holds).
+                raise BlobCorruptedError([entry.address])
+            slot = (entry.record_id, entry.version, entry.tier)
+            existing = known.keys.get(slot)
+            if existing is not None:
+                results.append(same_entry_or_conflict(existing, entry))
+                continue
+            known.keys[slot] = entry
+            new_keys.append(dataclasses.asdict(entry))
+            results.append(entry)
+        try:
+            if new_blobs:
+                connection.execute(insert(StoredBlob), new_blobs)
+            if new_keys:
+                connection.execute(insert(SealedTierKey), new_keys)
+            session.commit()
+            return results
+        except IntegrityError:
+            session.rollback()
+    # Another writer stored some of these rows first (a blob another record shares, say):
+    # store the tiers one by one, each under its own lock; both functions are idempotent.
+    return [
+        put_tier_key(
+            session=session,
+            record_id=entry.record_id,
+            version=entry.version,
+            tier=entry.tier,
+            sealed_key=entry.sealed_key,
+            address=put_blob(session=session, data=data, address=entry.address),
+            size=entry.size,
+            key_id=entry.key_id,
+        )
+        for data, entry in tiers
+    ]
 
 
 @dataclass
