@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.auth import AuthenticationError, HttpRequest
@@ -49,6 +50,13 @@ logger = logging.getLogger("accessledger.gateway")
 
 Clock = Callable[[], datetime]
 API_PREFIX = "/v1"
+#: FastAPI's native OpenTelemetry, all of it off (``GatewaySettings.opentelemetry``).
+_NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
 
 _DESCRIPTION = """\
 Audited, policy-checked access to records about migrants across departments.
@@ -253,6 +261,7 @@ def create_app(
         version="1.0",
         description=_DESCRIPTION,
         lifespan=lifespan,
+        telemetry=None if settings.opentelemetry else _NO_TELEMETRY,
     )
     app.state.metrics = service.metrics if service is not None else metrics
     install_error_handlers(app)

@@ -48,6 +48,15 @@ class GatewaySettings(BaseSettings):
             " beside the gateway's own process; 0 simulates in process."
         ),
     )
+    opentelemetry: bool = Field(
+        default=False,
+        description=(
+            "FastAPI's native OpenTelemetry (request spans, metrics, and exception logs with"
+            " messages and stack traces) sent to the process's configured OpenTelemetry"
+            " providers. Off by default, so no exception text leaves the gateway unless an"
+            " operator asks for it; the gateway's own metrics are Prometheus (/metrics)."
+        ),
+    )
     revoked_fingerprints: list[str] = Field(
         default_factory=list,
         description="Revoked certificates (hex SHA-256 of DER), refused although CA-issued.",
