@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
@@ -39,6 +40,7 @@ from chaincode.codec import (
     IDENTIFIER,
     ORG,
     SNAKE,
+    Listing,
     boolean,
     check_fields,
     format_time,
@@ -304,21 +306,30 @@ def _limit(arg: dict[str, Any]) -> int:
     return integer(arg, "limit", low=1, high=_MAX_LIST) if "limit" in arg else 100
 
 
+@dataclass
+class _Page:
+    """Stored access events (their canonical JSON bytes, oldest first) and whether more follow."""
+
+    events: list[bytes]
+    truncated: bool
+
+
 async def _events(
     tx: Tx,
     entries: AsyncGenerator[tuple[list[str], bytes], None],
     start: str | None,
     end: str | None,
     limit: int,
-) -> dict[str, Any]:
+) -> _Page:
     """Read the events of index entries ``[..., time, event_id]`` within ``[start, end)``.
 
     Index entries sort by time, so the scan stops at the first entry at or
     after ``end``, or once it knows there is more than ``limit``: a page costs
     what it shows plus the entries before ``start``, however long the index.
+    The events stay the bytes the contract stored; the answer splices them in
+    (:class:`~chaincode.codec.Listing`).
     """
-    events: list[dict[str, Any]] = []
-    truncated = False
+    page = _Page([], False)
     try:
         async for parts, _ in entries:
             when, event_id = parts[-2], parts[-1]
@@ -326,18 +337,18 @@ async def _events(
                 continue
             if end is not None and when >= end:
                 break
-            if len(events) == limit:
-                truncated = True
+            if len(page.events) == limit:
+                page.truncated = True
                 break
-            event = await tx.ledger.get_json(tx.ledger.key(ACCESS, event_id))
+            event = await tx.ledger.get(tx.ledger.key(ACCESS, event_id))
             if event is not None:
-                events.append(event)
+                page.events.append(event)
     finally:
         await entries.aclose()
-    return {"events": events, "truncated": truncated}
+    return page
 
 
-async def list_access_by_subject(tx: Tx, arg: dict[str, Any]) -> dict[str, Any]:
+async def list_access_by_subject(tx: Tx, arg: dict[str, Any]) -> Listing:
     """Access events about a subject: its own citizen, or whoever may read every log."""
     check_fields(arg, "ListAccessBySubject argument", {"subject"}, {"from", "to", "limit"})
     about = subject(arg)
@@ -350,10 +361,11 @@ async def list_access_by_subject(tx: Tx, arg: dict[str, Any]) -> dict[str, Any]:
         policy = await anchored_policy(tx)
         authz.require_read_events(caller, ALL_DEPARTMENTS, policy.bundle.policy_set)
     entries = tx.ledger.entries(SUBJECT_ACCESS, [about])
-    return {"subject": about, **await _events(tx, entries, start, end, _limit(arg))}
+    page = await _events(tx, entries, start, end, _limit(arg))
+    return Listing({"subject": about, "truncated": page.truncated}, "events", page.events)
 
 
-async def list_access_by_officer(tx: Tx, arg: dict[str, Any]) -> dict[str, Any]:
+async def list_access_by_officer(tx: Tx, arg: dict[str, Any]) -> Listing:
     """One officer's access events: auditors, and admins of the officer's department."""
     check_fields(
         arg, "ListAccessByOfficer argument", {"msp_id", "cert_fingerprint"}, {"from", "to", "limit"}
@@ -367,8 +379,9 @@ async def list_access_by_officer(tx: Tx, arg: dict[str, Any]) -> dict[str, Any]:
     policy = await anchored_policy(tx)
     authz.require_read_events(caller, department.org, policy.bundle.policy_set)
     entries = tx.ledger.entries(OFFICER_ACCESS, [msp_id, fingerprint])
-    result = await _events(tx, entries, start, end, _limit(arg))
-    return {"msp_id": msp_id, "cert_fingerprint": fingerprint, **result}
+    page = await _events(tx, entries, start, end, _limit(arg))
+    fields = {"msp_id": msp_id, "cert_fingerprint": fingerprint, "truncated": page.truncated}
+    return Listing(fields, "events", page.events)
 
 
 def _days(start: str, end: str) -> list[str]:
@@ -380,7 +393,7 @@ def _days(start: str, end: str) -> list[str]:
     return [(first + timedelta(days=i)).isoformat() for i in range(count)]
 
 
-async def list_access_by_department(tx: Tx, arg: dict[str, Any]) -> dict[str, Any]:
+async def list_access_by_department(tx: Tx, arg: dict[str, Any]) -> Listing:
     """A department's access events in ``[from, to)``: auditors and that department's admins."""
     check_fields(arg, "ListAccessByDepartment argument", {"org", "from", "to"}, {"limit"})
     org = text(arg, "org", ORG)
@@ -394,16 +407,17 @@ async def list_access_by_department(tx: Tx, arg: dict[str, Any]) -> dict[str, An
     policy = await anchored_policy(tx)
     authz.require_read_events(caller, org, policy.bundle.policy_set)
     limit = _limit(arg)
-    events: list[dict[str, Any]] = []
+    events: list[bytes] = []
     truncated = False
     for day in days:
         entries = tx.ledger.entries(DEPT_ACCESS, [org, day])
         page = await _events(tx, entries, start, end, limit - len(events))
-        events.extend(page["events"])
-        if page["truncated"]:
+        events.extend(page.events)
+        if page.truncated:
             truncated = True
             break
-    return {"org": org, "from": start, "to": end, "events": events, "truncated": truncated}
+    fields = {"org": org, "from": start, "to": end, "truncated": truncated}
+    return Listing(fields, "events", events)
 
 
 async def get_access_event(tx: Tx, arg: dict[str, Any]) -> dict[str, Any]:

@@ -41,8 +41,46 @@ REGION = re.compile(r"^[1-8][0-9]{5}$")
 
 
 def dumps(value: Any) -> bytes:
-    """Canonical JSON (RFC 8785) bytes of ``value``; the only encoder the contract uses."""
+    """Canonical JSON (RFC 8785) bytes of ``value``; the only encoder the contract uses.
+
+    A :class:`Listing` is already encoded and passes through as it is.
+    """
+    if isinstance(value, Listing):
+        return value.encoded
     return canonical_json(value)
+
+
+class Listing:
+    """A query answer whose list of stored objects goes out as the stored bytes.
+
+    Every object the contract stores is canonical JSON it wrote itself
+    (:func:`dumps`), so a page of them can be answered by splicing the
+    stored values into the answer instead of parsing each one and encoding
+    the whole page again: the bytes are the same, at a fraction of the cost
+    (the citizen's and the auditors' event lists are the busiest queries).
+    ``fields`` are the answer's other members; ``items`` goes out under
+    ``member``. The members are written in RFC 8785 order, so the answer is
+    exactly ``dumps`` of the decoded page.
+    """
+
+    __slots__ = ("encoded",)
+
+    def __init__(self, fields: Mapping[str, Any], member: str, items: list[bytes]) -> None:
+        if member in fields:
+            raise ValueError(f"{member!r} is both a field and the listed member")
+        for item in items:
+            if item[:1] != b"{" or item[-1:] != b"}":
+                raise ValueError("a listed item is not a stored JSON object")
+        members = {key: canonical_json(value) for key, value in fields.items()}
+        members[member] = b"[" + b",".join(items) + b"]"
+        # RFC 8785 orders members by UTF-16 code units; ASCII member names sort as text.
+        if not all(key.isascii() for key in members):
+            raise ValueError("listing member names must be ASCII")
+        self.encoded = (
+            b"{"
+            + b",".join(canonical_json(key) + b":" + members[key] for key in sorted(members))
+            + b"}"
+        )
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -39,7 +39,13 @@ from chaincode import (
     registry,
     reviews,
 )
-from chaincode.codec import MAX_ARGUMENT_BYTES, MAX_LARGE_ARGUMENT_BYTES, dumps, parse_object
+from chaincode.codec import (
+    MAX_ARGUMENT_BYTES,
+    MAX_LARGE_ARGUMENT_BYTES,
+    Listing,
+    dumps,
+    parse_object,
+)
 from chaincode.context import Tx
 from chaincode.errors import INTERNAL, error_message, error_status
 from chaincode.ledger import Ledger
@@ -51,7 +57,8 @@ proposal_response_pb2: Any = _proposal_response_pb2
 CHAINCODE_NAME: Final = "accessledger"
 OK: Final = 200
 
-Handler = Callable[[Tx, dict[str, Any]], Awaitable[dict[str, Any]]]
+#: A function's answer: a JSON object, or a :class:`Listing` of stored objects.
+Handler = Callable[[Tx, dict[str, Any]], Awaitable[dict[str, Any] | Listing]]
 logger = logging.getLogger(__name__)
 
 

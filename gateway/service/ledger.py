@@ -239,10 +239,15 @@ class LedgerClient:
         if status >= 400:
             raise _refusal(str(result.response.message), proposal.tx_id, status)
         payload = bytes(result.response.payload)
-        value = json.loads(payload) if payload else {}
+        try:
+            value = json.loads(payload) if payload else {}
+        except ValueError:
+            value = None
         if not isinstance(value, dict):
             raise GatewayError(
-                "the chaincode answered a non-object", code="chaincode_failed", status=500
+                "the chaincode answered something other than a JSON object",
+                code="chaincode_failed",
+                status=500,
             )
         return value
 

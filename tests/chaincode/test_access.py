@@ -13,6 +13,7 @@ from chaincode import CHAINCODE_NAME, AccessLedgerChaincode
 from chaincode import governance as chaincode_governance
 from crypto.consortium import Consortium
 from network.engine.chaincode_host import ChaincodeHost
+from policies.canonical import canonical_json
 from tests.chaincode.harness import (
     CHENGDU,
     LedgerHarness,
@@ -472,3 +473,62 @@ async def test_event_lists_stop_after_the_page(records: LedgerHarness, subject: 
     assert [e["decided_at"] for e in window.payload["events"]] == decided[:3]
     assert window.payload["truncated"] is False
     assert _range_reads(window) == 100
+
+
+async def test_event_lists_are_the_canonical_json_of_the_stored_events(
+    records: LedgerHarness, subject: str
+) -> None:
+    # The lists splice the stored event bytes into the answer (codec.Listing): the answer must
+    # be byte for byte the canonical JSON of the decoded page, events as GetAccessEvent has them,
+    # including an event rewritten after its decision (a review outcome).
+    health = records.identity("officer.health.sz1")
+    glass = await records.request(
+        health,
+        subject,
+        tier="T2",
+        purpose="emergency_care",
+        record_types=["health_record"],
+        emergency=True,
+        justification_hash=JUSTIFICATION,
+    )
+    auditor = records.identity("auditor.audit.sz1")
+    note = hashlib.sha256(b"confirmed with the hospital").hexdigest()
+    review = {"event_id": glass.payload["event_id"], "outcome": "justified", "note_hash": note}
+    assert (await records.submit(auditor, "ReviewAccess", review)).ok
+    officer = records.identity("officer.education.sz1")
+    for tier in ("T1", "T3"):  # granted, then denied over clearance
+        done = await records.request(
+            officer, subject, tier=tier, purpose="school_enrolment", record_ids=["rp-1"]
+        )
+        assert done.ok, done.message
+
+    day = records.now.strftime("%Y-%m-%dT00:00:00Z")
+    next_day = (records.now + timedelta(days=1)).strftime("%Y-%m-%dT00:00:00Z")
+    listings = [
+        await records.evaluate(auditor, "ListAccessBySubject", {"subject": subject}),
+        await records.evaluate(
+            auditor,
+            "ListAccessByOfficer",
+            {
+                "msp_id": health.msp_id,
+                "cert_fingerprint": glass.payload["officer"]["cert_fingerprint"],
+            },
+        ),
+        await records.evaluate(
+            auditor, "ListAccessByDepartment", {"org": "Education", "from": day, "to": next_day}
+        ),
+    ]
+    counts = []
+    for listing in listings:
+        assert listing.ok, listing.message
+        raw = bytes(listing.simulation.response.payload)
+        assert raw == canonical_json(json.loads(raw))
+        for event in listing.payload["events"]:
+            stored = await records.evaluate(
+                auditor, "GetAccessEvent", {"event_id": event["event_id"]}
+            )
+            assert event == stored.payload
+        counts.append(len(listing.payload["events"]))
+    assert counts == [3, 1, 2]
+    reviewed = listings[1].payload["events"][0]
+    assert reviewed["review"]["status"] != "open"
