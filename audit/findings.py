@@ -51,6 +51,8 @@ class FindingKind(StrEnum):
     BLOB_MISSING = "offchain_blob_missing"
     #: A key release that no committed, permitting access event accounts for.
     KEY_RELEASE = "key_release_untraced"
+    #: A note key sealed to a citizen that the ledger (event, binding, key, CRLs) does not back.
+    NOTE_RELEASE = "note_release_untraced"
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,15 +93,20 @@ class KeyRelease:
         )
 
 
-def read_releases(path: Path) -> Iterator[KeyRelease | tuple[int, str]]:
-    """Releases of a log, or ``(line, problem)`` for a line that is not one."""
+def log_lines(path: Path, what: str) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of every non-blank line of a release log; unreadable: raise."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise AuditInputError(f"cannot read key-release log {path}: {exc}") from None
+        raise AuditInputError(f"cannot read {what} {path}: {exc}") from None
     for number, text in enumerate(lines, start=1):
-        if not text.strip():
-            continue
+        if text.strip():
+            yield number, text
+
+
+def read_releases(path: Path) -> Iterator[KeyRelease | tuple[int, str]]:
+    """Releases of a log, or ``(line, problem)`` for a line that is not one."""
+    for number, text in log_lines(path, "key-release log"):
         try:
             yield KeyRelease.from_dict(json.loads(text), number)
         except (ValueError, EventFormatError) as exc:
@@ -172,30 +177,43 @@ def _after_revocation(release: KeyRelease, facts: LedgerFacts) -> str | None:
     Only a log line with ``ledger_height`` can be judged: it names the state
     the custodian read, so the CRLs in force there are known exactly.
     """
-    if release.ledger_height is None or not facts.msp_history:
+    if release.ledger_height is None:
         return None
     pem = facts.officer_certificates.get((release.officer_msp_id, release.officer_fingerprint))
     if pem is None:
         return None  # no access event of this officer: reported as such already
+    return revocation_at(facts.msp_history, release.officer_msp_id, pem, release.ledger_height)
+
+
+def revocation_at(
+    msp_history: Sequence[tuple[int, MSPRegistry]], msp_id: str, pem: bytes, height: int
+) -> str | None:
+    """Why a release at ``height`` went to a certificate the channel had revoked, if it did.
+
+    ``msp_history`` pairs each replayed config's first height with its MSPs;
+    the config in force at ``height`` (that of the last config block below
+    it) decides, with its CRLs. Shared by the key- and note-release tracers.
+    """
     in_force: tuple[int, MSPRegistry] | None = None
-    for start, candidate in facts.msp_history:
-        if start > release.ledger_height:
+    for start, candidate in msp_history:
+        if start > height:
             break
         in_force = (start, candidate)
     if in_force is None:
         return None  # no config replayed below that height: nothing to judge it against
     since, registry = in_force
-    msp = registry.msps.get(release.officer_msp_id)
-    if msp is not None and not msp.revokes(_certificate(pem)):
+    msp = registry.msps.get(msp_id)
+    if msp is not None and not msp.revokes(certificate_from_pem(pem)):
         return None
     return (
         f"was released to a certificate revoked on the channel (config block {since - 1},"
-        f" in force at ledger height {release.ledger_height})"
+        f" in force at ledger height {height})"
     )
 
 
 @functools.lru_cache(maxsize=1024)
-def _certificate(pem: bytes) -> x509.Certificate:
+def certificate_from_pem(pem: bytes) -> x509.Certificate:
+    """A parsed certificate (cached: the same few officers' certificates recur on every line)."""
     return x509.load_pem_x509_certificate(pem)
 
 

@@ -6,7 +6,9 @@ genesis block to the tip, pre-verifying signatures in worker processes
 :class:`~audit.verifier.LedgerVerifier` with the AccessLedger observer
 (:mod:`audit.accessledger`), and then runs the checks that need the whole
 ledger: the engine's stored state and tip (a home source), an expected tip
-hash, the off-chain stores, key-release logs, and the anomaly detectors.
+hash, the off-chain stores, key-release and note-release logs
+(:mod:`audit.notereleases`, whose observer runs beside the AccessLedger
+one), and the anomaly detectors.
 It returns an :class:`~audit.report.AuditReport`; it raises only when the
 audit cannot run at all.
 """
@@ -24,6 +26,7 @@ from audit.anomalies import AnomalySettings, detect_anomalies
 from audit.events import AccessEvent
 from audit.findings import Finding, FindingKind
 from audit.keyreleases import LedgerFacts, check_key_releases, custodian_logs
+from audit.notereleases import NoteFacts, check_note_releases, note_release_logs
 from audit.offchain import check_stores
 from audit.pipeline import DEFAULT_CHUNK_BYTES, PipelineStats, prevalidated
 from audit.report import AuditReport
@@ -46,6 +49,8 @@ class ReplayConfig:
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     stores: Path | None = None
     key_releases: tuple[Path, ...] = ()
+    #: Note-release logs to trace; by default those of a home source.
+    note_releases: tuple[Path, ...] = ()
     expected_tip: str | None = None
     anomalies: AnomalySettings = field(default_factory=AnomalySettings)
 
@@ -82,6 +87,30 @@ def _home_checks(source: HomeSource, verifier: LedgerVerifier, checks: dict[str,
             )
 
 
+def _note_checks(
+    source: BlockSource,
+    config: ReplayConfig,
+    notes: NoteFacts,
+    verifier: LedgerVerifier,
+    checks: dict[str, str],
+) -> None:
+    """Trace every note-release line to the replayed ledger."""
+    logs = list(config.note_releases)
+    if not logs and isinstance(source, HomeSource):
+        logs = note_release_logs(source.ledger.home)
+    traced = lines = 0
+    for path in logs:
+        found, count = check_note_releases(path, notes, height=verifier.height)
+        verifier.findings.extend(found)
+        traced += count
+        lines += count + len(found)
+    checks["note releases"] = (
+        f"{traced} of {lines} traced from {len(logs)} log(s)"
+        if logs
+        else "not checked (no note-release logs)"
+    )
+
+
 def replay_ledger(
     source: BlockSource,
     config: ReplayConfig,
@@ -92,9 +121,10 @@ def replay_ledger(
     """Verify ``source`` from genesis to tip; see the module docstring."""
     chaincode = chaincode_name(source, config.chaincode)
     observer = AccessLedgerAudit(chaincode)
+    notes = NoteFacts(observer)  # after ``observer``: it reads that observer's events
     verifier = LedgerVerifier(
         VerifierOptions(chaincode, config.extra_chaincodes, config.check_time),
-        observers=[observer],
+        observers=[observer, notes],
     )
     started_at = now
     clock = time.perf_counter()
@@ -187,6 +217,7 @@ def replay_ledger(
         if logs
         else "not checked (no custodian logs; pass --key-releases)"
     )
+    _note_checks(source, config, notes, verifier, checks)
     flags = detect_anomalies(events, config.anomalies, now=now)
     report = AuditReport(
         source=source.description,

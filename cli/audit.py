@@ -178,6 +178,7 @@ def _config(
     workers: int | None,
     stores: Path | None,
     key_releases: list[Path] | None,
+    note_releases: list[Path] | None,
     expect_tip: str | None,
     timezone: str,
     work_hours: str,
@@ -189,6 +190,7 @@ def _config(
         workers=default_workers() if workers is None else workers,
         stores=stores,
         key_releases=tuple(key_releases or ()),
+        note_releases=tuple(note_releases or ()),
         expected_tip=expect_tip,
         anomalies=AnomalySettings(
             timezone=timezone, work_start=start, work_end=end, review_days=review_days
@@ -206,6 +208,14 @@ KeyReleaseOption = Annotated[
     list[Path] | None,
     typer.Option(
         "--key-releases", help="Key-release log (JSON lines) to trace; repeatable.", dir_okay=False
+    ),
+]
+NoteReleaseOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--note-releases",
+        help="Note-release log (JSON lines) to trace; repeatable (default: those of --home).",
+        dir_okay=False,
     ),
 ]
 TipOption = Annotated[
@@ -235,6 +245,7 @@ def replay_command(
         Path | None, typer.Option("--report", help="Write the JSON report here.", dir_okay=False)
     ] = None,
     key_releases: KeyReleaseOption = None,
+    note_releases: NoteReleaseOption = None,
     chaincode: ChaincodeOption = None,
     workers: WorkersOption = None,
     expect_tip: TipOption = None,
@@ -244,7 +255,15 @@ def replay_command(
 ) -> None:
     """Verify the ledger from genesis to tip; exit 0 only if everything verifies."""
     config = _config(
-        chaincode, workers, stores, key_releases, expect_tip, timezone, work_hours, review_days
+        chaincode,
+        workers,
+        stores,
+        key_releases,
+        note_releases,
+        expect_tip,
+        timezone,
+        work_hours,
+        review_days,
     )
     outcome = _run(_source(home, export, gateway, identity, identity_home), config)
     if report is not None:
@@ -279,7 +298,7 @@ def export_command(
 ) -> None:
     """Write the ledger's access events as a FHIR R4 Bundle of AuditEvents, or as CSV."""
     source = _source(home, export, gateway, identity, identity_home)
-    config = _config(chaincode, workers, None, None, None, "Asia/Shanghai", "08:00-20:00", 7)
+    config = _config(chaincode, workers, None, None, None, None, "Asia/Shanghai", "08:00-20:00", 7)
     outcome = _run(source, config)
     if not outcome.report.ok and not force:
         raise AuditFailedError(

@@ -64,6 +64,7 @@ from gateway.service.releases import (
     GrantIndex,
     GrantRequired,
     ReleaseLog,
+    append_before_release,
     release_log_path,
 )
 from gateway.store import RecordErasedError, StoreError
@@ -321,8 +322,11 @@ class Custodians:
             )
         released: list[ReleasedTier] = []
         for org, tiers in by_org.items():
-            self.custodian(org).log.append(
-                [release_entry(t, grant, recipient, now, ledger_height=height) for t in tiers]
+            append_before_release(
+                self.custodian(org).log,
+                [release_entry(t, grant, recipient, now, ledger_height=height) for t in tiers],
+                custodian=org,
+                tx_id=grant.tx_id,
             )
             for tier in tiers:
                 self.grants.add(

@@ -49,10 +49,12 @@ from gateway.service.erasure import reconcile_erasures
 from gateway.service.ledger import LedgerClient
 from gateway.service.limits import RateLimiter
 from gateway.service.membership import ChannelMembership
+from gateway.service.notereleases import NoteOpener
 from gateway.service.notes import NOTES_ORG
 from gateway.service.policy import PolicyCache
 from gateway.service.queries import QueryService
 from gateway.service.records import RecordService
+from gateway.service.releases import NOTE_RELEASE_FORMAT, ReleaseLog, note_release_log_path
 from gateway.service.transactions import (
     PendingTransaction,
     PendingTransactions,
@@ -126,6 +128,10 @@ class GatewayService:
             consortium_secret=consortium.consortium_secret(),
         )
         self.queries = QueryService(self.ledger, self.policy)
+        #: Note keys the Audit custodian seals on demand to citizens are logged here first.
+        self.note_releases = ReleaseLog(
+            note_release_log_path(self.home, NOTES_ORG), line_format=NOTE_RELEASE_FORMAT
+        )
         self.pending = PendingTransactions(
             ttl=settings.pending_ttl, capacity=settings.max_pending_transactions
         )
@@ -191,8 +197,12 @@ class GatewayService:
         return self.custodians.sealing if self.custodians.has_custodian(NOTES_ORG) else None
 
     @property
-    def note_opener(self) -> Callable[[TierKeyEntry], bytes] | None:
-        """Opens a stored note key with the Audit custodian (``None`` without one)."""
+    def note_opener(self) -> NoteOpener | None:
+        """The Audit custodian for citizens' note reads (``None`` without one).
+
+        It opens stored note keys; each key it seals on demand is logged to
+        :attr:`note_releases` before it leaves (:mod:`gateway.service.notes`).
+        """
         if not self.custodians.has_custodian(NOTES_ORG):
             return None
         custodian = self.custodians.custodian(NOTES_ORG)
@@ -207,7 +217,7 @@ class GatewayService:
                     status=500,
                 ) from exc
 
-        return open_note_key
+        return NoteOpener(open_note_key, self.note_releases)
 
     def _config_committed(self, channel: ChannelConfig) -> None:
         """A config block was committed: follow its members, CRLs and new departments."""

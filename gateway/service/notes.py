@@ -21,7 +21,14 @@ asks later with a credential that has no copy sealed to its current key --
 bound after the note was stored, renewed, or with a rotated X25519 key --
 gets one sealed on the spot: the Audit custodian opens the note key and
 seals it to the key the ledger registers for that credential, after the
-contract has confirmed the caller is a citizen of the event's subject.
+contract has confirmed the caller is a citizen of the event's subject. Such
+an on-demand release is checked against one committed snapshot (the event
+holds the note, the credential is bound to the event's subject, its
+registered key, the CRLs in force) and appended, fsynced, to
+``HOME/custodians/Audit/note-releases.jsonl`` *before* the key leaves
+(format ``accessledger-note-release/1``, docs/api.md), so audit replay can
+trace it like a payload key release. Copies sealed when the note was stored
+are not releases and are not logged.
 
 :func:`text_hooks` is the one way a route stores a note: it returns the
 before-endorsement check and the after-endorsement store for
@@ -34,13 +41,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydantic import Field
 
-from chaincode.caller import certificate_fingerprint
 from crypto.envelope import (
     AssociatedData,
     content_address,
@@ -53,12 +60,13 @@ from gateway.access_events import require_channel_member
 from gateway.custodian_keys import Sealing
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.schemas import Response
+from gateway.service.notereleases import NoteOpener, release_snapshot
 from gateway.service.queries import KeyHolder, QueryService
+from gateway.service.releases import append_before_release, note_release_entry
 from gateway.store import (
     RecipientKeyEntry,
     RecordErasedError,
     StoreRegistry,
-    TierKeyEntry,
     TierKeyNotFoundError,
 )
 
@@ -69,6 +77,7 @@ if TYPE_CHECKING:
 
 #: The department whose custodian and store keep the off-chain free text.
 NOTES_ORG: Final = "Audit"
+logger = logging.getLogger("accessledger.gateway")
 _HEX64 = r"^[0-9a-f]{64}$"
 NOTE_TIER: Final = "T3"
 
@@ -305,7 +314,7 @@ def ledger_notes(event: Mapping[str, Any]) -> list[tuple[str, str, str]]:
 async def subject_notes(
     queries: QueryService,
     stores: StoreRegistry,
-    opener: NoteKeyOpener | None,
+    opener: NoteOpener | None,
     caller: Identity,
     event_id: str,
     *,
@@ -318,22 +327,20 @@ async def subject_notes(
     text of the event's note hashes is stored, ``409
     encryption_key_not_registered`` when the caller has no X25519 key on the
     ledger. A note with no copy sealed to the caller's registered key is
-    sealed to it now by ``opener`` (the Audit custodian); without one (no
-    Audit custodian here) it is withheld, and ``409 note_not_sealed_to_caller``
-    says so when that leaves nothing to show.
+    sealed to it now by ``opener`` (the Audit custodian), and logged before
+    it leaves (``503 release_log_failed``, and nothing released, if the log
+    cannot be written); without an opener (no Audit custodian here) it is
+    withheld, and ``409 note_not_sealed_to_caller`` says so when that leaves
+    nothing to show.
     """
     event = await queries.my_access_event(caller, event_id, now=now)
     return await asyncio.to_thread(_open_notes, queries, stores, opener, caller, event, now)
 
 
-#: Opens a note's stored key (the Audit custodian's copy); raises if it cannot.
-NoteKeyOpener = Callable[[TierKeyEntry], bytes]
-
-
 def _open_notes(
     queries: QueryService,
     stores: StoreRegistry,
-    opener: NoteKeyOpener | None,
+    opener: NoteOpener | None,
     caller: Identity,
     event: Mapping[str, Any],
     now: datetime,
@@ -342,15 +349,21 @@ def _open_notes(
     if not stores.knows(NOTES_ORG):
         raise NotFound(f"no note is stored for access event {event_id}", code="note_not_found")
     store = stores.store(NOTES_ORG)
+    snapshot = release_snapshot(queries.ledger, caller, str(event["event_id"]))
+    # Keys are sealed on demand only for notes that state holds on the event, and only to a
+    # credential that state binds to the event's subject.
+    vouched: frozenset[tuple[str, str, str]] = frozenset()
+    subject = event.get("subject")
+    if subject is not None and snapshot.event.get("subject") == subject == snapshot.bound_subject:
+        vouched = frozenset(ledger_notes(snapshot.event))
     # As for payload keys: no note key to a certificate the committed config revokes, even
     # before the gateway's membership view has caught up with that config block.
-    ledger = queries.ledger
     require_channel_member(
-        ledger.channel_at(ledger.height), caller.msp_id, caller.certificate, now=now
+        queries.ledger.channel_at(snapshot.height), caller.msp_id, caller.certificate, now=now
     )
-    fingerprint = certificate_fingerprint(caller.certificate)
-    registered = queries.caller_key(caller)
+    registered = snapshot.registered
     notes: list[NoteView] = []
+    releases: list[dict[str, Any]] = []
     stored = 0
     for kind, tx_id, note_hash in ledger_notes(event):
         record_id = note_id(kind, tx_id)
@@ -365,16 +378,32 @@ def _open_notes(
             (
                 copy
                 for copy in store.list_recipient_keys(record_id=record_id, msp_id=caller.msp_id)
-                if copy.cert_fingerprint == fingerprint and copy.public_key == registered.public_key
+                if copy.cert_fingerprint == registered.cert_fingerprint
+                and copy.public_key == registered.public_key
             ),
             None,
         )
         if copy is not None:
             sealed = copy.sealed_key
-        elif opener is not None:
+        elif opener is not None and (kind, tx_id, note_hash) in vouched:
             # Bound, renewed or re-keyed since the note was stored: seal it to the key the
             # ledger registers for this credential now (the contract vouched for the caller).
-            sealed = seal_key(opener(entry), registered.public_key)
+            sealed = seal_key(opener.open_key(entry), registered.public_key)
+            releases.append(
+                note_release_entry(
+                    event_id=event_id,
+                    note_kind=PUBLIC_KINDS[kind],
+                    note_tx_id=tx_id,
+                    note_hash=note_hash,
+                    note_record_id=record_id,
+                    content_address=entry.address,
+                    citizen_msp_id=registered.msp_id,
+                    citizen_fingerprint=registered.cert_fingerprint,
+                    recipient_public=registered.public_key,
+                    released_at=now,
+                    ledger_height=snapshot.height,
+                )
+            )
         else:
             continue
         notes.append(
@@ -402,6 +431,8 @@ def _open_notes(
             " credential's registered key, and this gateway has no Audit custodian to seal them",
             code="note_not_sealed_to_caller",
         )
+    if releases and opener is not None:  # only an opener releases
+        append_before_release(opener.log, releases, custodian=NOTES_ORG)
     return NoteList(
         event_id=event_id, subject=str(event["subject"]), notes=notes, withheld=stored - len(notes)
     )

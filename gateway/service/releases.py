@@ -1,4 +1,4 @@
-"""The custodians' key-release log and the blob grants derived from it.
+"""The custodians' release logs and the blob grants derived from the key releases.
 
 Every tier key a custodian re-seals to an officer is first appended, fsynced,
 to ``HOME/custodians/<Org>/releases.jsonl`` (:class:`ReleaseLog`; format in
@@ -6,11 +6,19 @@ to ``HOME/custodians/<Org>/releases.jsonl`` (:class:`ReleaseLog`; format in
 ciphertext until when (:class:`GrantIndex`), which is all
 ``GET /v1/blobs/{sha256}`` needs; on start the index is rebuilt from the logs,
 so a restart neither forgets live grants nor revives expired ones.
+
+Every note key the Audit custodian seals on demand to a citizen
+(:mod:`gateway.service.notes`) goes, the same way, to
+``HOME/custodians/Audit/note-releases.jsonl`` (format
+``accessledger-note-release/1``): one :class:`ReleaseLog` per file, told
+which format its lines carry.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,12 +27,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from chaincode.codec import parse_time
+from chaincode.codec import format_time, parse_time
 from crypto.errors import AccessLedgerError
-from gateway.errors import Forbidden
+from gateway.errors import Forbidden, GatewayError
 
 RELEASE_FORMAT: Final = "accessledger-key-release/1"
 RELEASES_FILE: Final = "releases.jsonl"
+#: Note keys the Audit custodian sealed on demand to a citizen (docs/api.md).
+NOTE_RELEASE_FORMAT: Final = "accessledger-note-release/1"
+NOTE_RELEASES_FILE: Final = "note-releases.jsonl"
+logger = logging.getLogger("accessledger.gateway")
 
 
 class GrantExpired(Forbidden):
@@ -36,16 +48,20 @@ class GrantRequired(Forbidden):
 
 
 class ReleaseLog:
-    """The append-only key-release log of one custodian (JSON lines, fsynced).
+    """An append-only release log of one custodian (JSON lines, fsynced).
 
-    Appends are *group-committed*: while one thread writes and fsyncs, others
-    queue their lines, and the next writer flushes the whole queue with one
-    fsync. Every :meth:`append` still returns only once its own lines are
-    durable (or raises if writing them failed).
+    ``line_format`` is the format tag its lines carry (key releases by default,
+    :data:`NOTE_RELEASE_FORMAT` for note releases); :meth:`entries` yields
+    only lines of that format. Appends are *group-committed*: while one
+    thread writes and fsyncs, others queue their lines, and the next writer
+    flushes the whole queue with one fsync. Every :meth:`append` still
+    returns only once its own lines are durable (or raises ``OSError`` if
+    writing them failed).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, line_format: str = RELEASE_FORMAT) -> None:
         self.path = path
+        self.line_format = line_format
         self._cond = threading.Condition()
         self._queue: list[bytes] = []
         self._queued = 0  # sequence number of the last queued batch
@@ -114,8 +130,72 @@ class ReleaseLog:
                     entry = json.loads(line)
                 except ValueError:
                     continue
-                if isinstance(entry, dict) and entry.get("format") == RELEASE_FORMAT:
+                if isinstance(entry, dict) and entry.get("format") == self.line_format:
                     yield entry
+
+
+def append_before_release(
+    log: ReleaseLog,
+    entries: Sequence[Mapping[str, Any]],
+    *,
+    custodian: str,
+    tx_id: str | None = None,
+) -> None:
+    """Append ``entries`` durably before the keys they record leave, or refuse the release.
+
+    A log that cannot be written (disk full, permissions) must not let a key
+    out unrecorded: the caller gets ``503 release_log_failed`` and nothing.
+    Only the path and the error type are logged, never the entries.
+    """
+    try:
+        log.append(entries)
+    except OSError as exc:
+        logger.error("cannot write the release log %s (%s)", log.path, type(exc).__name__)
+        raise GatewayError(
+            f"the {custodian} custodian could not record this release, so nothing was"
+            " released; try again later",
+            code="release_log_failed",
+            status=503,
+            tx_id=tx_id,
+        ) from exc
+
+
+def note_release_entry(
+    *,
+    event_id: str,
+    note_kind: str,
+    note_tx_id: str,
+    note_hash: str,
+    note_record_id: str,
+    content_address: str,
+    citizen_msp_id: str,
+    citizen_fingerprint: str,
+    recipient_public: bytes,
+    released_at: datetime,
+    ledger_height: int,
+) -> dict[str, Any]:
+    """The note-release log line of one note key sealed on demand to a citizen.
+
+    No personal data: identifiers and hashes the ledger already holds, the
+    gateway's clock, and ``ledger_height``, the height of the one committed
+    snapshot the release was checked against (the event and its note, the
+    citizen's binding, the registered key, the CRLs in force), so an auditor
+    can re-check it against exactly that state.
+    """
+    return {
+        "format": NOTE_RELEASE_FORMAT,
+        "released_at": format_time(released_at),
+        "event_id": event_id,
+        "note_kind": note_kind,
+        "note_tx_id": note_tx_id,
+        "note_hash": note_hash,
+        "note_record_id": note_record_id,
+        "content_address": content_address,
+        "citizen_msp_id": citizen_msp_id,
+        "citizen_fingerprint": citizen_fingerprint,
+        "recipient_key_sha256": hashlib.sha256(recipient_public).hexdigest(),
+        "ledger_height": ledger_height,
+    }
 
 
 @dataclass(frozen=True)
@@ -187,3 +267,8 @@ class GrantIndex:
 def release_log_path(home: Path, org: str) -> Path:
     """``HOME/custodians/<Org>/releases.jsonl``."""
     return Path(home) / "custodians" / org / RELEASES_FILE
+
+
+def note_release_log_path(home: Path, org: str) -> Path:
+    """``HOME/custodians/<Org>/note-releases.jsonl``."""
+    return Path(home) / "custodians" / org / NOTE_RELEASES_FILE

@@ -396,6 +396,32 @@ async def test_release_log_failure_reaches_every_waiter(tmp_path: Path) -> None:
                 future.result()
 
 
+async def test_a_release_the_log_cannot_record_releases_nothing(
+    world: World, tmp_path: Path
+) -> None:
+    custodians = Custodians(
+        home=tmp_path,
+        custodian_keys={"PublicSecurity": world.consortium.custodian_key("PublicSecurity")},
+        stores=world.service.stores,
+        ledger=world.service.ledger,
+        grant_ttl=TTL,
+        max_skew=SKEW,
+    )
+    release_log_path(tmp_path, "PublicSecurity").mkdir(parents=True)  # every append fails
+    officer = world.identity(OFFICER)
+    grant = custodians.verify(world.granted_tx, officer, world.clock())
+    with pytest.raises(GatewayError) as refused:
+        custodians.release(grant, world.clock())
+    assert (refused.value.code, refused.value.status) == ("release_log_failed", 503)
+    assert refused.value.extensions["tx_id"] == world.granted_tx
+    # No grant to fetch the ciphertexts either: the index only learns of logged releases.
+    store = world.service.stores.store("PublicSecurity")
+    for tier in ("T0", "T1"):
+        address = store.get_tier_key(record_id=world.record_id, version=1, tier=tier).address
+        with pytest.raises(GrantRequired):
+            custodians.blob(address, officer, world.clock())
+
+
 def _revoking(world: World, identity: Identity, channel: ChannelConfig) -> ChannelConfig:
     """``channel`` with a CRL from ``identity``'s CA naming its certificate."""
     now = world.clock()
