@@ -108,7 +108,12 @@ def read_releases(path: Path) -> Iterator[KeyRelease | tuple[int, str]]:
     """Releases of a log, or ``(line, problem)`` for a line that is not one."""
     for number, text in log_lines(path, "key-release log"):
         try:
-            yield KeyRelease.from_dict(json.loads(text), number)
+            data = json.loads(text)
+        except (ValueError, RecursionError):
+            yield number, "is not JSON"
+            continue
+        try:
+            yield KeyRelease.from_dict(data, number)
         except (ValueError, EventFormatError) as exc:
             yield number, str(exc)
 

@@ -128,7 +128,7 @@ def read_note_releases(path: Path) -> Iterator[NoteRelease | tuple[int, str]]:
     for number, text in log_lines(path, "note-release log"):
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             yield number, "is not JSON"
             continue
         try:

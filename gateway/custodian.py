@@ -320,7 +320,9 @@ class Custodians:
             by_org.setdefault(record.owner_org, []).extend(
                 custodian.reseal(grant, record, stored_record, recipient)
             )
-        released: list[ReleasedTier] = []
+        # Every department's lines are durable before any grant or key takes effect: if one
+        # log cannot be written, nothing of the release is usable (a logged line that never
+        # released is the safe way round for an auditor).
         for org, tiers in by_org.items():
             append_before_release(
                 self.custodian(org).log,
@@ -328,6 +330,8 @@ class Custodians:
                 custodian=org,
                 tx_id=grant.tx_id,
             )
+        released: list[ReleasedTier] = []
+        for org, tiers in by_org.items():
             for tier in tiers:
                 self.grants.add(
                     tier.content_address,

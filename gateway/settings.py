@@ -54,7 +54,9 @@ class GatewaySettings(BaseSettings):
             "FastAPI's native OpenTelemetry (request spans, metrics, and exception logs with"
             " messages and stack traces) sent to the process's configured OpenTelemetry"
             " providers. Off by default, so no exception text leaves the gateway unless an"
-            " operator asks for it; the gateway's own metrics are Prometheus (/metrics)."
+            " operator asks for it. Exporting needs an OpenTelemetry SDK and exporter, which"
+            " are not in the lock (only the API is); the gateway's own metrics are"
+            " Prometheus (/metrics)."
         ),
     )
     revoked_fingerprints: list[str] = Field(

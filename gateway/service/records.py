@@ -45,7 +45,13 @@ from gateway.errors import GatewayError, NotFound
 from gateway.schemas import AmendmentInput, RecordInput
 from gateway.service.ledger import LedgerClient
 from gateway.service.policy import PolicyCache
-from gateway.store import RecordErasedError, StoreError, StoreRegistry, TierKeyEntry
+from gateway.store import (
+    RecordErasedError,
+    StoreBusyError,
+    StoreError,
+    StoreRegistry,
+    TierKeyEntry,
+)
 from policies.canonical import canonical_json
 from policies.errors import CatalogueValidationError, UnknownRecordTypeError
 from policies.vocabulary import TIERS
@@ -212,6 +218,12 @@ class RecordService:
                 store.put_record_tiers(rows)
         except RecordErasedError as exc:
             raise GatewayError(exc.message, code="record_erased", status=410) from exc
+        except StoreBusyError as exc:
+            raise GatewayError(
+                f"the {owner} store is busy with another write to this record; try again",
+                code="store_busy",
+                status=503,
+            ) from exc
         except StoreError as exc:
             raise GatewayError(
                 f"record {record_id} v{version} is already stored differently; amend instead",

@@ -16,6 +16,7 @@ which format its lines carry.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -115,8 +116,17 @@ class ReleaseLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, flags, 0o600)
         try:
-            os.write(fd, data)
-            os.fsync(fd)
+            start = os.fstat(fd).st_size
+            try:
+                view = memoryview(data)
+                while view:  # a short write (a nearly full disk) is not an error by itself
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError:
+                # Leave no partial line behind: it would corrupt the next line too.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)
+                raise
         finally:
             os.close(fd)
 
@@ -128,7 +138,7 @@ class ReleaseLog:
             for line in stream:
                 try:
                     entry = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue
                 if isinstance(entry, dict) and entry.get("format") == self.line_format:
                     yield entry

@@ -17,10 +17,11 @@ Rules the functions enforce, whichever database is underneath:
 * a record's ciphertexts and sealed keys can be stored in one transaction
   (:func:`gateway.store.registration.put_record_tiers`, same rules);
 * every read of an erased record, and any attempt to store its ciphertext
-  again, fails with ``record_erased``; writers of a record's keys and its
-  erasure hold the record's lock (:func:`records_locked`), so a version
-  stored concurrently with an erasure is either erased with it or refused,
-  never left behind. Erasure itself is
+  again, fails with ``record_erased``; the writers that add a record's keys
+  or ciphertexts, and its erasure, hold its locks (:mod:`gateway.store.locks`),
+  so a version stored concurrently with an erasure is either erased with it
+  or refused, never left behind. (A custodian-key rotation only replaces a
+  key row that still holds what it read, so it needs no lock.) Erasure itself is
   :mod:`gateway.store.erasure`; recipients' copies of tier keys and custodian
   key rotation are :mod:`gateway.store.keycopies`.
 """
@@ -30,13 +31,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -52,6 +51,7 @@ from gateway.store.errors import (
     TierKeyConflictError,
     TierKeyNotFoundError,
 )
+from gateway.store.locks import records_locked
 from gateway.store.models import (
     KEY_ID_LENGTH,
     MAX_RECORD_ID_LENGTH,
@@ -109,48 +109,6 @@ def tombstone_of(session: Session, record_id: str) -> Tombstone | None:
     return session.get(Tombstone, record_id, populate_existing=True)
 
 
-#: Seed of the PostgreSQL advisory-lock keys of records, so they stay apart from other users' locks.
-_RECORD_LOCK_SEED: Final = 0x414C5243  # "ALRC"
-_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:record_id, :seed))")
-
-
-@contextmanager
-def records_locked(session: Session, record_ids: Iterable[str]) -> Iterator[None]:
-    """Serialise the block with every other writer of these records' rows; end it unfinished.
-
-    Registration and erasure each read the store (is there a tombstone?
-    which keys exist?) and then write. Unlocked, an erasure that commits
-    between a registration's reads and its inserts would let that version's
-    tier keys in after the tombstone: an erased record decryptable again. So
-    both take the record's lock before they read and hold it until their
-    transaction ends:
-
-    * SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock now rather
-      than at the first insert (a SQLite file has one writer at a time
-      anyway), so the block must start the session's transaction.
-    * PostgreSQL: one transaction-scoped advisory lock per record, taken in a
-      fixed order so two writers of overlapping records cannot deadlock.
-
-    The block commits what it writes; a transaction it leaves open (a no-op
-    repeat, a refusal) is rolled back on the way out, which releases the lock.
-    """
-    connection = session.connection()
-    dialect = connection.dialect.name
-    if dialect == "sqlite":
-        driver = connection.connection.driver_connection
-        if driver is None or driver.in_transaction:
-            raise RuntimeError("records_locked must start the session's transaction on SQLite")
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-    elif dialect == "postgresql":
-        for record_id in sorted(set(record_ids)):
-            connection.execute(_ADVISORY_LOCK, {"record_id": record_id, "seed": _RECORD_LOCK_SEED})
-    try:
-        yield
-    finally:
-        if session.in_transaction():
-            session.rollback()
-
-
 def refuse_if_erased(session: Session, record_id: str) -> None:
     stone = tombstone_of(session, record_id)
     if stone is not None:
@@ -178,20 +136,21 @@ def put_blob(*, session: Session, data: bytes, address: str | None = None) -> st
     actual = content_address(data)
     if address is not None and check_address(address) != actual:
         raise BlobHashMismatchError(expected=address, actual=actual)
-    erased = session.get(ErasedBlob, actual, populate_existing=True)
-    if erased is not None:
-        raise RecordErasedError(erased.record_id)
-    if _existing_blob_matches(session, actual, data):
+    with records_locked(session, (), blobs=[actual]):
+        erased = session.get(ErasedBlob, actual, populate_existing=True)
+        if erased is not None:
+            raise RecordErasedError(erased.record_id)
+        if _existing_blob_matches(session, actual, data):
+            return actual
+        session.add(StoredBlob(address=actual, data=data, size=len(data)))
+        try:
+            session.commit()
+        except IntegrityError:
+            # A concurrent writer stored the same address first: fine if it is our blob.
+            session.rollback()
+            if not _existing_blob_matches(session, actual, data):
+                raise  # pragma: no cover - the row vanished again between commit and read
         return actual
-    session.add(StoredBlob(address=actual, data=data, size=len(data)))
-    try:
-        session.commit()
-    except IntegrityError:
-        # A concurrent writer stored the same address first: fine if it is our blob.
-        session.rollback()
-        if not _existing_blob_matches(session, actual, data):
-            raise  # pragma: no cover - the row vanished again between commit and read
-    return actual
 
 
 def _existing_blob_matches(session: Session, address: str, data: bytes) -> bool:
@@ -386,7 +345,7 @@ def put_tier_key(
     check_tier_key_input(record_id, version, tier, sealed_key, size)
     check_key_id(key_id)
     check_address(address)
-    with records_locked(session, [record_id]):
+    with records_locked(session, [record_id], blobs=[address]):
         refuse_if_erased(session, record_id)
         blob = session.get(StoredBlob, address, populate_existing=True)
         if blob is None:

@@ -38,7 +38,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
 
-from gateway.store import crud, erasure, keycopies, registration
+from gateway.store import crud, erasure, keycopies, locks, registration
 from gateway.store.crud import TierKeyEntry
 from gateway.store.erasure import Erasure
 from gateway.store.errors import StoreConfigError
@@ -49,7 +49,6 @@ from gateway.store.models import KEY_ID_LENGTH, store_registry
 STORES_DIR = "stores"
 _ORG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_BUSY_TIMEOUT_MS = 10_000
 
 
 def _check_org(org: str) -> str:
@@ -74,7 +73,7 @@ def default_schema(org: str) -> str:
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {locks.LOCK_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA secure_delete = ON")

@@ -19,8 +19,9 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from gateway.store.crud import check_record_id, records_locked, tombstone_of, utc
+from gateway.store.crud import check_record_id, tombstone_of, utc
 from gateway.store.errors import RecordNotFoundError, StoreError
+from gateway.store.locks import lock_blobs, records_locked
 from gateway.store.models import (
     MAX_ACTOR_LENGTH,
     ErasedBlob,
@@ -82,6 +83,8 @@ def erase_record(*, session: Session, record_id: str, erased_by: str, now: datet
         if not keys:
             raise RecordNotFoundError(f"the store holds no tier keys for record {record_id}")
         addresses = sorted({key.address for key in keys})
+        # Which of these ciphertexts another record shares must not change until this commits.
+        lock_blobs(session, addresses)
         shared = set(
             session.exec(
                 select(SealedTierKey.address).where(

@@ -18,6 +18,12 @@ class StoreError(AccessLedgerError):
     code = "store_error"
 
 
+class StoreBusyError(StoreError):
+    """Another writer held a lock this write needs for longer than the store waits."""
+
+    code = "store_busy"
+
+
 class StoreConfigError(StoreError):
     """A department store is misconfigured (unsupported URL, bad organisation name)."""
 

@@ -28,7 +28,6 @@ from gateway.store.crud import (
     check_record_id,
     check_tier_key_input,
     existing_tier_key,
-    records_locked,
     refuse_if_erased,
     same_bytes,
     tier_key_entry,
@@ -39,6 +38,7 @@ from gateway.store.errors import (
     TierKeyConflictError,
     TierKeyNotFoundError,
 )
+from gateway.store.locks import records_locked
 from gateway.store.models import MAX_MSP_ID_LENGTH, RecipientTierKey, SealedTierKey
 
 _MSP_ID = re.compile(rf"[A-Za-z][A-Za-z0-9_.-]{{0,{MAX_MSP_ID_LENGTH - 1}}}")

@@ -30,7 +30,6 @@ from gateway.store.crud import (
     check_tier_key_input,
     put_blob,
     put_tier_key,
-    records_locked,
     same_bytes,
     same_entry_or_conflict,
     utc,
@@ -41,6 +40,7 @@ from gateway.store.errors import (
     InvalidTierKeyError,
     RecordErasedError,
 )
+from gateway.store.locks import records_locked
 from gateway.store.models import ErasedBlob, SealedTierKey, StoredBlob, Tombstone
 
 __all__ = ["put_record_tiers"]
@@ -74,7 +74,8 @@ def put_record_tiers(
             entry.record_id, entry.version, entry.tier, entry.sealed_key, entry.size
         )
         check_key_id(entry.key_id)
-    with records_locked(session, [entry.record_id for _, entry in tiers]):
+    records = [entry.record_id for _, entry in tiers]
+    with records_locked(session, records, blobs=[entry.address for _, entry in tiers]):
         connection = session.connection()
         known = _KnownRows.read(connection, tiers)
         results: list[TierKeyEntry] = []

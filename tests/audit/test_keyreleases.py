@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from audit.keyreleases import KeyRelease, LedgerFacts, _after_revocation
+from audit.keyreleases import KeyRelease, LedgerFacts, _after_revocation, read_releases
+from audit.notereleases import read_note_releases
 from chaincode.caller import certificate_fingerprint
 from crypto.consortium import Consortium
 
@@ -84,3 +86,15 @@ def test_no_config_below_the_height_or_no_height_judges_nothing(consortium: Cons
     # A replay that knows only a later config must not apply its CRL to an earlier release.
     assert _after_revocation(_release(consortium, 5), _facts(consortium, [(10, True)])) is None
     assert _after_revocation(_release(consortium, None), _facts(consortium, [(1, True)])) is None
+
+
+def test_a_line_nested_too_deep_for_the_parser_is_a_finding_not_a_crash(tmp_path: Path) -> None:
+    log = tmp_path / "releases.jsonl"
+    log.write_text("[" * 100_000 + "\n" + "{}\n")
+    deep, empty = list(read_releases(log))
+    assert deep == (1, "is not JSON")
+    assert isinstance(empty, tuple)
+    assert empty[0] == 2  # the next line is still read
+    notes = tmp_path / "note-releases.jsonl"
+    notes.write_text("[" * 100_000 + "\n")
+    assert list(read_note_releases(notes)) == [(1, "is not JSON")]

@@ -532,3 +532,36 @@ async def test_event_lists_are_the_canonical_json_of_the_stored_events(
     assert counts == [3, 1, 2]
     reviewed = listings[1].payload["events"][0]
     assert reviewed["review"]["status"] != "open"
+
+
+async def test_a_department_listing_across_days_is_canonical_and_stops_at_the_limit(
+    records: LedgerHarness, subject: str
+) -> None:
+    officer = records.identity("officer.education.sz1")
+    auditor = records.identity("auditor.audit.sz1")
+    first_day = records.now.strftime("%Y-%m-%dT00:00:00Z")
+    decided: list[str] = []
+    for day in range(2):
+        for _ in range(2):
+            done = await records.request(
+                officer, subject, tier="T1", purpose="school_enrolment", record_ids=["rp-1"]
+            )
+            assert done.ok, done.message
+            decided.append(done.payload["decided_at"])
+        if day == 0:
+            records.now += timedelta(days=1)
+    after = (records.now + timedelta(days=1)).strftime("%Y-%m-%dT00:00:00Z")
+    span = {"org": "Education", "from": first_day, "to": after}
+
+    whole = await records.evaluate(auditor, "ListAccessByDepartment", span)
+    raw = bytes(whole.simulation.response.payload)
+    assert raw == canonical_json(json.loads(raw))
+    assert [e["decided_at"] for e in whole.payload["events"]] == decided
+    assert whole.payload["truncated"] is False
+
+    # The first day fills the page exactly: the second day's first event only says "more".
+    page = await records.evaluate(auditor, "ListAccessByDepartment", {**span, "limit": 2})
+    assert [e["decided_at"] for e in page.payload["events"]] == decided[:2]
+    assert page.payload["truncated"] is True
+    raw = bytes(page.simulation.response.payload)
+    assert raw == canonical_json(json.loads(raw))

@@ -10,6 +10,7 @@ releases anything, and every release is logged before it leaves.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -40,6 +41,7 @@ from gateway.custodian import (
 )
 from gateway.errors import GatewayError
 from gateway.schemas import AmendmentInput, RecordInput
+from gateway.service import releases as releases_module
 from gateway.service.core import GatewayService
 from gateway.service.ledger import CommittedTransaction, composite_key
 from gateway.settings import GatewaySettings
@@ -47,6 +49,7 @@ from network.engine.committer import channel_config_from
 from network.fabric.configtx import with_revocation_list
 from network.fabric.transactions import parse_envelope
 from network.fabric.validator import ChannelConfig
+from policies.catalogue import Catalogue
 from tests.gateway.test_app_support import (
     ShiftedClock,
     SignedClient,
@@ -420,6 +423,104 @@ async def test_a_release_the_log_cannot_record_releases_nothing(
         address = store.get_tier_key(record_id=world.record_id, version=1, tier=tier).address
         with pytest.raises(GrantRequired):
             custodians.blob(address, officer, world.clock())
+
+
+async def test_one_department_log_failing_releases_nothing_of_any_department(
+    world: World, tmp_path: Path
+) -> None:
+    # A grant over two departments' records: every log line is written before any grant or
+    # key takes effect, so Housing's log failing leaves PublicSecurity's ciphertext unfetchable.
+    registrar = world.identity("registrar.housing.sz1")
+    rental = Catalogue.load_default().schema("housing_rental", 1)["examples"][0]
+    number = identity_number(11)
+    draft = await world.service.records.draft(
+        registrar,
+        RecordInput(
+            record_type="housing_rental",
+            subject_identity_number=number,
+            fields=dict(rental),
+            record_id="hr-custodian-1",
+        ),
+        now=world.service.now(),
+    )
+    await submit_in_process(world.service, registrar, draft.function, draft.argument)
+    officer = SignedClient("http://unused", world.identity(OFFICER), world.clock)
+    both = await submit_in_process(
+        world.service,
+        officer.identity,
+        "RequestAccess",
+        officer.access_document(
+            draft.subject,
+            tier="T1",
+            purpose="school_enrolment",
+            record_ids=[world.record_id, "hr-custodian-1"],
+        ),
+    )
+    custodians = Custodians(
+        home=tmp_path,
+        custodian_keys={
+            org: world.consortium.custodian_key(org) for org in ("PublicSecurity", "Housing")
+        },
+        stores=world.service.stores,
+        ledger=world.service.ledger,
+        grant_ttl=TTL,
+        max_skew=SKEW,
+    )
+    grant = custodians.verify(both, officer.identity, world.clock())
+    assert sorted(g.owner_org for g in grant.granted) == ["Housing", "PublicSecurity"]
+    first, last = grant.granted  # released in this order: the last department's log fails
+    release_log_path(tmp_path, last.owner_org).mkdir(parents=True)
+    with pytest.raises(GatewayError) as refused:
+        custodians.release(grant, world.clock())
+    assert refused.value.code == "release_log_failed"
+    logged = list(ReleaseLog(release_log_path(tmp_path, first.owner_org)).entries())
+    assert [line["tier"] for line in logged] == list(first.tiers)  # logged, never usable
+    address = (
+        world.service.stores.store(first.owner_org)
+        .get_tier_key(record_id=first.record_id, version=1, tier="T0")
+        .address
+    )
+    with pytest.raises(GrantRequired):
+        custodians.blob(address, officer.identity, world.clock())
+
+
+async def test_release_log_writes_every_byte_of_a_short_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # os.write may write less than asked (a nearly full disk) without raising.
+    real_write = releases_module.os.write
+    monkeypatch.setattr(releases_module.os, "write", lambda fd, data: real_write(fd, data[:7]))
+    log = ReleaseLog(tmp_path / "releases.jsonl")
+    lines = [{"format": RELEASE_FORMAT, "tier": f"T{i}", "pad": "x" * 50} for i in range(3)]
+    log.append(lines)
+    assert list(log.entries()) == lines
+
+
+async def test_a_release_log_write_that_fails_midway_leaves_no_partial_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = ReleaseLog(tmp_path / "releases.jsonl")
+    first = {"format": RELEASE_FORMAT, "tier": "T0"}
+    log.append([first])
+    before = log.path.read_bytes()
+    real_write = releases_module.os.write
+    calls = 0
+
+    def fill_the_disk(fd: int, data: Any) -> int:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data[:10])
+
+    monkeypatch.setattr(releases_module.os, "write", fill_the_disk)
+    with pytest.raises(OSError, match="No space left"):
+        log.append([{"format": RELEASE_FORMAT, "tier": "T1"}])
+    assert log.path.read_bytes() == before
+    monkeypatch.undo()
+    second = {"format": RELEASE_FORMAT, "tier": "T2"}
+    log.append([second])
+    assert list(log.entries()) == [first, second]
 
 
 def _revoking(world: World, identity: Identity, channel: ChannelConfig) -> ChannelConfig:

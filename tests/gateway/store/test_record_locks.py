@@ -1,4 +1,4 @@
-"""A registration and an erasure of the same record never interleave (``crud.records_locked``).
+"""A registration and an erasure of the same record never interleave (``gateway.store.locks``).
 
 Each test stops one writer inside its locked section, starts the other in a
 thread and gives it a second to get in. Without the lock the second writer
@@ -27,9 +27,11 @@ from crypto.envelope import content_address, seal_key, x25519_public_key
 from gateway.store import (
     DepartmentStore,
     RecordErasedError,
+    StoreBusyError,
     TierKeyEntry,
     crud,
     erasure,
+    locks,
     registration,
 )
 from gateway.store.models import SealedTierKey, Tombstone
@@ -88,6 +90,23 @@ class _Other:
         return self.outcome
 
 
+def _start_after_registration_reads(other: _Other, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Make the next registration start ``other`` once it has read, and wait GRACE for it.
+
+    The list it returns gets, per registration, whether ``other`` finished in that time.
+    """
+    finished_early: list[bool] = []
+    read = registration._KnownRows.read
+
+    def read_then_let_the_other_try(connection: Any, tiers: Any) -> Any:
+        known = read(connection, tiers)
+        finished_early.append(other.start_and_wait())
+        return known
+
+    monkeypatch.setattr(registration._KnownRows, "read", read_then_let_the_other_try)
+    return finished_early
+
+
 def test_an_erasure_waits_for_a_registration_that_has_read(
     store: DepartmentStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -95,15 +114,7 @@ def test_an_erasure_waits_for_a_registration_that_has_read(
     other = _Other(
         lambda: store.erase_record(record_id="rp-race-1", erased_by="registrar", now=NOW)
     )
-    finished_early: list[bool] = []
-    read = registration._KnownRows.read
-
-    def read_then_let_the_erasure_try(connection: Any, tiers: Any) -> Any:
-        known = read(connection, tiers)
-        finished_early.append(other.start_and_wait())
-        return known
-
-    monkeypatch.setattr(registration._KnownRows, "read", read_then_let_the_erasure_try)
+    finished_early = _start_after_registration_reads(other, monkeypatch)
     version_2 = _rows("rp-race-1", 2)
     assert store.put_record_tiers(version_2) == [entry for _, entry in version_2]
 
@@ -172,3 +183,57 @@ def test_a_repeated_or_refused_put_ends_its_transaction(store: DepartmentStore) 
                     size=len(blob),
                 )
         assert not session.in_transaction()
+
+
+def test_an_erasure_keeps_a_ciphertext_another_record_is_taking_up(
+    store: DepartmentStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Record B stores the very ciphertext record A already uses. An erasure of A that decided
+    # "not shared" while B was storing would destroy B's ciphertext under A's name.
+    blob = os.urandom(64)
+    address = content_address(blob)
+
+    def row(record_id: str) -> tuple[bytes, TierKeyEntry]:
+        sealed = seal_key(os.urandom(32), CUSTODIAN_PUBLIC)
+        return blob, TierKeyEntry(record_id, 1, "T0", sealed, address, len(blob))
+
+    store.put_record_tiers([row("rp-shared-a")])
+    other = _Other(
+        lambda: store.erase_record(record_id="rp-shared-a", erased_by="registrar", now=NOW)
+    )
+    finished_early = _start_after_registration_reads(other, monkeypatch)
+    store.put_record_tiers([row("rp-shared-b")])
+    monkeypatch.undo()
+
+    assert finished_early == [False], "the erasure ran inside the registration's transaction"
+    done = other.finish()
+    assert isinstance(done, erasure.Erasure)
+    assert done.blobs_destroyed == 0  # B's key shares it now
+    assert store.get_blob(address) == blob
+    assert _keys_of(store, "rp-shared-b") == 1
+
+
+def test_a_lock_held_too_long_is_store_busy(
+    open_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(locks, "LOCK_TIMEOUT_MS", 300)
+    store = open_store("Housing")  # opened after the patch: SQLite's busy timeout is set at connect
+    store.put_record_tiers(_rows("rp-busy", 1))
+    outcome: list[object] = []
+    read = registration._KnownRows.read
+
+    def read_then_erase_meanwhile(connection: Any, tiers: Any) -> Any:
+        known = read(connection, tiers)
+        try:
+            store.erase_record(record_id="rp-busy", erased_by="registrar", now=NOW)
+        except StoreBusyError as exc:
+            outcome.append(exc)
+        return known
+
+    monkeypatch.setattr(registration._KnownRows, "read", read_then_erase_meanwhile)
+    store.put_record_tiers(_rows("rp-busy", 2))  # holds the lock while the erasure waits
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], StoreBusyError)
+    assert outcome[0].code == "store_busy"
+    assert not _tombstone(store, "rp-busy")
+    assert _keys_of(store, "rp-busy") == 4
