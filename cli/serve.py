@@ -25,6 +25,7 @@ import uvloop
 from cli._common import DEFAULT_HOME, HomeOption, console, reporting_errors
 from cli.main import app
 from crypto.errors import AccessLedgerError
+from network.engine.heap import settle_heap
 
 #: uvicorn's HTTP/1.1 implementation and event loop for ``serve`` (see the module docstring).
 HTTP_IMPLEMENTATION = "httptools"
@@ -56,6 +57,7 @@ def serve_command(
 
     async def run() -> None:
         service = await GatewayService.start(settings)
+        settle_heap()  # start-up is done: keep the collector off its heap
         try:
             server = uvicorn.Server(
                 uvicorn.Config(

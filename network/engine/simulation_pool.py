@@ -49,6 +49,7 @@ from fabric_protos.peer import proposal_response_pb2 as _proposal_response_pb2
 
 from crypto.errors import AccessLedgerError
 from network.engine.chaincode_host import DEFAULT_TIMEOUT, ChaincodeHost
+from network.engine.heap import settle_heap
 from network.engine.proposal import Proposal
 from network.engine.snapshot import StateSnapshot
 from network.engine.stub import SimulationResult
@@ -134,6 +135,7 @@ def _start_worker(ledger_path: str, specs: list[ChaincodeSpec]) -> None:
         for spec in specs
     }
     _worker = _Worker(hosts, _Readers(ledger_path), asyncio.new_event_loop())
+    settle_heap()
 
 
 def _simulate(
