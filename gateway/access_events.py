@@ -10,6 +10,7 @@ re-exports every name) to keep the custodian module about keys.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -75,9 +76,15 @@ def refuse(detail: str, tx_id: str) -> KeyReleaseRefused:
     return KeyReleaseRefused(f"key release refused: {detail}", tx_id=tx_id)
 
 
+@functools.lru_cache(maxsize=1024)
+def _certificate(pem: bytes) -> x509.Certificate:
+    """A creator's certificate, parsed once: the same officers sign tx after tx."""
+    return x509.load_pem_x509_certificate(pem)
+
+
 def _creator_key(tx: CommittedTransaction) -> ec.EllipticCurvePublicKey:
     try:
-        certificate = x509.load_pem_x509_certificate(tx.transaction.creator_id_bytes)
+        certificate = _certificate(tx.transaction.creator_id_bytes)
     except ValueError:
         raise refuse("the transaction creator is not a certificate", tx.tx_id) from None
     key = certificate.public_key()
@@ -142,7 +149,7 @@ def verify_access_event(
         verify(_creator_key(tx), parsed.payload, parsed.signature)
     except VerificationError:
         raise refuse("the committed envelope does not verify under its creator", tx_id) from None
-    creator = x509.load_pem_x509_certificate(parsed.creator_id_bytes)
+    creator = _certificate(parsed.creator_id_bytes)
     fingerprint = certificate_fingerprint(creator)
     if fingerprint != certificate_fingerprint(caller.certificate) or (
         parsed.creator_msp_id != caller.msp_id
