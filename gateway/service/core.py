@@ -45,7 +45,7 @@ from gateway.schemas import (
 )
 from gateway.service.access import access_result
 from gateway.service.bootstrap import bootstrap_ledger
-from gateway.service.erasure import reconcile_erasures
+from gateway.service.erasure import cancel_shred_retries, reconcile_erasures
 from gateway.service.ledger import LedgerClient
 from gateway.service.limits import RateLimiter
 from gateway.service.membership import ChannelMembership
@@ -236,6 +236,7 @@ class GatewayService:
 
     async def aclose(self) -> None:
         """Commit what is in flight, then close the network, the stores and the nonce cache."""
+        cancel_shred_retries(self.ledger)  # the next start's reconcile finishes them
         await self.network.aclose()
         self.stores.close()
         self.nonces.close()

@@ -21,9 +21,13 @@ the three paths below may run any number of times:
   commit and the shred) is shredded then;
 * :func:`shred` -- one record, on demand.
 
+A shred that fails after its commit (a busy or unreachable store) is tried
+again in the background (:func:`retry_shred`) instead of waiting for the
+next start.
+
 Nothing here raises an internal exception to a caller: store failures
 become :class:`~gateway.errors.GatewayError` (``shred_failed``), and the
-commit-time path logs them (the next start reconciles).
+commit-time path logs them and retries (the next start reconciles what is left).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -213,21 +218,76 @@ def shred_when_committed(
             shred(ledger, stores, record_id)
         except GatewayError as exc:
             logger.error("shredding %s after %s failed: %s", record_id, tx_id, exc.code)
+            retry_shred(ledger, stores, record_id, tx_id)
         except Exception as exc:
-            # Type only (I1); the next start's reconcile retries.
+            # Type only (I1).
             logger.error(
                 "shredding %s after %s failed with %s", record_id, tx_id, type(exc).__name__
             )
+            retry_shred(ledger, stores, record_id, tx_id)
 
     waiter.add_done_callback(committed)
+
+
+#: Seconds before each further attempt at a shred that failed after its commit.
+RETRY_DELAYS: tuple[float, ...] = (1.0, 10.0, 60.0, 600.0)
+_retries: weakref.WeakKeyDictionary[LedgerClient, set[asyncio.Task[None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def retry_shred(ledger: LedgerClient, stores: StoreRegistry, record_id: str, tx_id: str) -> None:
+    """Try a failed shred again in the background, :data:`RETRY_DELAYS` apart.
+
+    An erasure committed on the ledger must not wait for the next restart
+    because its store was busy or briefly unreachable. Each attempt runs in a
+    worker thread; the attempts stop when the network stops (the next
+    start's reconcile takes over) or :func:`cancel_shred_retries` is called.
+    """
+    task = asyncio.get_running_loop().create_task(
+        _shred_later(ledger, stores, record_id, tx_id), name=f"shred {record_id}"
+    )
+    tasks = _retries.setdefault(ledger, set())
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+async def _shred_later(
+    ledger: LedgerClient, stores: StoreRegistry, record_id: str, tx_id: str
+) -> None:
+    for delay in RETRY_DELAYS:
+        await asyncio.sleep(delay)
+        if not ledger.running():
+            return
+        try:
+            await asyncio.to_thread(shred, ledger, stores, record_id)
+        except GatewayError as exc:
+            logger.error("retried shred of %s after %s failed: %s", record_id, tx_id, exc.code)
+            continue
+        except Exception as exc:
+            logger.error(
+                "retried shred of %s after %s failed with %s", record_id, tx_id, type(exc).__name__
+            )
+            continue
+        logger.info("shredded %s after %s on a retry", record_id, tx_id)
+        return
+    logger.error("gave up shredding %s after %s; the next start reconciles it", record_id, tx_id)
+
+
+def cancel_shred_retries(ledger: LedgerClient) -> None:
+    """Stop the pending retries of ``ledger``'s shreds (the gateway is closing)."""
+    for task in list(_retries.pop(ledger, ())):
+        task.cancel()
 
 
 __all__ = [
     "ERASE_FUNCTION",
     "LedgerErasure",
+    "cancel_shred_retries",
     "ledger_erasure",
     "ledger_erasures",
     "reconcile_erasures",
+    "retry_shred",
     "shred",
     "shred_when_committed",
 ]

@@ -13,9 +13,12 @@ erasure's authorisation and the decision from the blocks alone and names both.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -26,6 +29,7 @@ from chaincode import authz as chaincode_authz
 from crypto.consortium import Consortium
 from gateway.errors import GatewayError
 from gateway.schemas import RecordInput
+from gateway.service import erasure as erasure_service
 from gateway.service.core import GatewayService
 from gateway.service.erasure import (
     ledger_erasure,
@@ -34,8 +38,9 @@ from gateway.service.erasure import (
     shred,
 )
 from gateway.service.records import Draft
+from gateway.service.transactions import build_signed_proposal, sign_transaction
 from gateway.settings import GatewaySettings
-from gateway.store import RecordErasedError
+from gateway.store import RecordErasedError, StoreBusyError
 from tests.audit.conftest import replay
 from tests.gateway.test_app_support import (
     ShiftedClock,
@@ -202,3 +207,49 @@ async def test_a_grant_from_before_the_erasure_releases_nothing_even_before_the_
 
 def _store_keys(service: GatewayService, record_id: str) -> int:
     return len(service.stores.store("PublicSecurity").list_tier_keys(record_id=record_id))
+
+
+async def test_a_shred_that_fails_after_its_commit_is_retried_without_a_restart(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = world.service
+    store = service.stores.store("PublicSecurity")
+    await _register(world, "rp-retry-1", 43)
+    attempts: list[str] = []
+    real_erase = store.erase_record
+
+    def busy_once(**kwargs: Any) -> Any:
+        attempts.append(kwargs["record_id"])
+        if len(attempts) == 1:
+            raise StoreBusyError("another writer held the store's lock too long; try again")
+        return real_erase(**kwargs)
+
+    monkeypatch.setattr(store, "erase_record", busy_once)
+    monkeypatch.setattr(erasure_service, "RETRY_DELAYS", (0.05, 0.05))
+    registrar = world.consortium.identity(REGISTRAR)
+    raw = build_signed_proposal(
+        registrar,
+        channel=service.ledger.channel,
+        chaincode=service.ledger.chaincode,
+        function="EraseRecord",
+        argument={"record_id": "rp-retry-1"},
+        now=service.now(),
+    )
+    prepared = await service.propose(registrar, base64.b64encode(raw).decode(), {"EraseRecord"})
+    erasure_service.shred_when_committed(
+        service.ledger, service.stores, prepared.tx_id, "rp-retry-1", wait=30
+    )
+    signature = sign_transaction(registrar, base64.b64decode(prepared.transaction))
+    await service.commit(registrar, prepared.tx_id, base64.b64encode(signature).decode())
+
+    assert attempts == ["rp-retry-1"]  # the commit-time shred failed: the keys are still there
+    assert len(store.list_tier_keys(record_id="rp-retry-1")) == 4
+    for _ in range(100):  # the retry runs in the background; give it up to 5 s
+        try:
+            store.list_tier_keys(record_id="rp-retry-1")
+        except RecordErasedError:
+            break
+        await asyncio.sleep(0.05)
+    assert attempts == ["rp-retry-1", "rp-retry-1"]
+    with pytest.raises(RecordErasedError):
+        store.list_tier_keys(record_id="rp-retry-1")
