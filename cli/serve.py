@@ -57,7 +57,6 @@ def serve_command(
 
     async def run() -> None:
         service = await GatewayService.start(settings)
-        settle_heap()  # start-up is done: keep the collector off its heap
         try:
             server = uvicorn.Server(
                 uvicorn.Config(
@@ -71,6 +70,7 @@ def serve_command(
                     lifespan="on",
                 )
             )
+            settle_heap()  # start-up is done (service, app, server): keep the collector off it
             console().print(
                 f"AccessLedger gateway for {home} on http://{host}:{port}"
                 f" (ledger height {service.ledger.height}); Ctrl-C stops it",

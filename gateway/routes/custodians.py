@@ -31,6 +31,7 @@ from gateway.rotation import (
     rotate_custodian_key,
 )
 from gateway.schemas import Problem
+from gateway.store import StoreBusyError
 from policies.operator import OperatorForbidden, require_department_admin
 
 router = APIRouter(prefix="/v1/departments", tags=["operator"])
@@ -123,6 +124,9 @@ async def rotate(
         )
     except RotationInProgress as exc:
         raise Conflict(exc.message, code=exc.code) from exc
+    except StoreBusyError as exc:
+        # Resumable: the rows re-sealed so far stay; a rerun finishes the rest.
+        raise GatewayError(exc.message, code=exc.code, status=503) from exc
     except AccessLedgerError as exc:
         raise GatewayError(exc.message, code=exc.code, status=500) from exc
     return _out(result)

@@ -238,6 +238,7 @@ class GatewayService:
         """Commit what is in flight, then close the network, the stores and the nonce cache."""
         cancel_shred_retries(self.ledger)  # the next start's reconcile finishes them
         await self.network.aclose()
+        cancel_shred_retries(self.ledger)  # any the last commits started
         self.stores.close()
         self.nonces.close()
 

@@ -57,6 +57,8 @@ from network.engine.statedb import VALID
 
 #: The chaincode function of an erasure.
 ERASE_FUNCTION: Final = "EraseRecord"
+#: How long the commit-time shred, which runs on the event loop, waits for a record's lock.
+COMMIT_SHRED_LOCK_TIMEOUT_MS: Final = 500
 logger = logging.getLogger("accessledger.gateway.erasure")
 
 
@@ -117,26 +119,38 @@ def ledger_erasures(ledger: LedgerClient) -> list[LedgerErasure]:
     return erasures
 
 
-def shred(ledger: LedgerClient, stores: StoreRegistry, record_id: str) -> Erasure | None:
+def shred(
+    ledger: LedgerClient,
+    stores: StoreRegistry,
+    record_id: str,
+    *,
+    lock_timeout_ms: int | None = None,
+) -> Erasure | None:
     """Destroy ``record_id``'s key material if the ledger erased it; its tombstone.
 
     ``None`` when the ledger has not erased the record, or when the owner's
     store never held it (nothing to destroy). Erasing twice returns the first
-    tombstone.
+    tombstone. ``lock_timeout_ms`` bounds the wait for a concurrent writer of
+    the record (PostgreSQL stores).
     """
     erasure = ledger_erasure(ledger, record_id)
     if erasure is None:
         return None
-    return _shred(stores, erasure)
+    return _shred(stores, erasure, lock_timeout_ms=lock_timeout_ms)
 
 
-def _shred(stores: StoreRegistry, erasure: LedgerErasure) -> Erasure | None:
+def _shred(
+    stores: StoreRegistry, erasure: LedgerErasure, *, lock_timeout_ms: int | None = None
+) -> Erasure | None:
     if not stores.knows(erasure.owner_org):
         logger.warning("no store for %s; erasure %s not shredded", erasure.owner_org, erasure.tx_id)
         return None
     try:
         return stores.store(erasure.owner_org).erase_record(
-            record_id=erasure.record_id, erased_by=erasure.erased_by, now=erasure.erased_at
+            record_id=erasure.record_id,
+            erased_by=erasure.erased_by,
+            now=erasure.erased_at,
+            lock_timeout_ms=lock_timeout_ms,
         )
     except RecordNotFoundError:
         return None
@@ -215,7 +229,8 @@ def shred_when_committed(
         # Synchronously, on the event loop: this runs before the committing client's
         # own waiter resumes, so its commit answer already finds the record shredded.
         try:
-            shred(ledger, stores, record_id)
+            # Briefly: this holds up the event loop; a busy store is left to the retries.
+            shred(ledger, stores, record_id, lock_timeout_ms=COMMIT_SHRED_LOCK_TIMEOUT_MS)
         except GatewayError as exc:
             logger.error("shredding %s after %s failed: %s", record_id, tx_id, exc.code)
             retry_shred(ledger, stores, record_id, tx_id)

@@ -66,6 +66,7 @@ from gateway.service.releases import append_before_release, note_release_entry
 from gateway.store import (
     RecipientKeyEntry,
     RecordErasedError,
+    StoreBusyError,
     StoreRegistry,
     TierKeyNotFoundError,
 )
@@ -210,9 +211,18 @@ def text_hooks(
 
     def keep(pending: PendingTransaction, text: str, sealing: Sealing) -> None:
         holders = readers(pending) if readers is not None else ()
-        store_note(
-            stores, sealing, kind=kind, tx_id=pending.tx_id, text=text, readers=_unique(holders)
-        )
+        try:
+            store_note(
+                stores, sealing, kind=kind, tx_id=pending.tx_id, text=text, readers=_unique(holders)
+            )
+        except StoreBusyError as exc:
+            # Nothing is committed yet: the caller proposes again.
+            raise GatewayError(
+                f"the {NOTES_ORG} store is busy with another write; try again",
+                code="store_busy",
+                status=503,
+                tx_id=pending.tx_id,
+            ) from exc
 
     async def after(pending: PendingTransaction) -> None:
         if text is not None and sealing is not None:

@@ -220,7 +220,7 @@ class RecordService:
             raise GatewayError(exc.message, code="record_erased", status=410) from exc
         except StoreBusyError as exc:
             raise GatewayError(
-                f"the {owner} store is busy with another write to this record; try again",
+                f"the {owner} store is busy with another write; try again",
                 code="store_busy",
                 status=503,
             ) from exc

@@ -109,7 +109,7 @@ class ReleaseLog:
         self._cond.notify_all()
 
     def _write(self, data: bytes) -> None:
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT  # read: the last byte, see below
         try:
             fd = os.open(self.path, flags, 0o600)
         except FileNotFoundError:  # the custodian's directory does not exist yet
@@ -117,6 +117,10 @@ class ReleaseLog:
             fd = os.open(self.path, flags, 0o600)
         try:
             start = os.fstat(fd).st_size
+            if start and os.pread(fd, 1, start - 1) != b"\n":
+                # A line cut short by a crash or a failed truncation: end it, so this append
+                # starts a line of its own (the cut line stays unreadable, as audit reports).
+                data = b"\n" + data
             try:
                 view = memoryview(data)
                 while view:  # a short write (a nearly full disk) is not an error by itself

@@ -289,11 +289,22 @@ class DepartmentStore:
         with self.session() as session:
             return crud.list_tier_keys(session=session, record_id=record_id, version=version)
 
-    def erase_record(self, *, record_id: str, erased_by: str, now: datetime) -> Erasure:
+    def erase_record(
+        self,
+        *,
+        record_id: str,
+        erased_by: str,
+        now: datetime,
+        lock_timeout_ms: int | None = None,
+    ) -> Erasure:
         """See :func:`gateway.store.erasure.erase_record`."""
         with self.session() as session:
             return erasure.erase_record(
-                session=session, record_id=record_id, erased_by=erased_by, now=now
+                session=session,
+                record_id=record_id,
+                erased_by=erased_by,
+                now=now,
+                lock_timeout_ms=lock_timeout_ms,
             )
 
     def get_erasure(self, *, record_id: str) -> Erasure | None:

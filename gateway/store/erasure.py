@@ -60,7 +60,14 @@ def _erasure(stone: Tombstone) -> Erasure:
     )
 
 
-def erase_record(*, session: Session, record_id: str, erased_by: str, now: datetime) -> Erasure:
+def erase_record(
+    *,
+    session: Session,
+    record_id: str,
+    erased_by: str,
+    now: datetime,
+    lock_timeout_ms: int | None = None,
+) -> Erasure:
     """Crypto-shred a record: destroy every version's tier keys and ciphertexts.
 
     A ciphertext another (live) record also points at is kept for that record.
@@ -69,13 +76,15 @@ def erase_record(*, session: Session, record_id: str, erased_by: str, now: datet
     tombstone (so a retried request is harmless); erasing a record the store
     never held raises ``record_not_found``. The ledger keeps the record's
     hashes and access history: accountability outlives the payload.
+    ``lock_timeout_ms`` bounds the wait for a concurrent writer of the record
+    (:func:`gateway.store.locks.records_locked`); then ``store_busy``.
     """
     check_record_id(record_id)
     if not isinstance(erased_by, str) or not erased_by or len(erased_by) > MAX_ACTOR_LENGTH:
         raise StoreError("erased_by must name who erased the record", code="invalid_actor")
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    with records_locked(session, [record_id]):
+    with records_locked(session, [record_id], timeout_ms=lock_timeout_ms):
         existing = tombstone_of(session, record_id)
         if existing is not None:
             return _erasure(existing)

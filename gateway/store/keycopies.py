@@ -204,20 +204,23 @@ def replace_sealed_keys(*, session: Session, replacements: Sequence[Resealed]) -
     compare-and-swap): a row erased, or re-sealed by another run, since it was
     read is skipped, never resurrected or overwritten.
     """
-    changed = 0
     for item in replacements:
         check_key_id(item.key_id)
         check_tier_key_input(item.record_id, item.version, item.tier, item.new_sealed_key, 0)
-        result = session.exec(
-            update(SealedTierKey)
-            .where(
-                col(SealedTierKey.record_id) == item.record_id,
-                col(SealedTierKey.version) == item.version,
-                col(SealedTierKey.tier) == item.tier,
-                col(SealedTierKey.sealed_key) == item.old_sealed_key,
+    changed = 0
+    # The batch's records locked first, as an erasure locks them: the two never deadlock.
+    with records_locked(session, [item.record_id for item in replacements]):
+        for item in replacements:
+            result = session.exec(
+                update(SealedTierKey)
+                .where(
+                    col(SealedTierKey.record_id) == item.record_id,
+                    col(SealedTierKey.version) == item.version,
+                    col(SealedTierKey.tier) == item.tier,
+                    col(SealedTierKey.sealed_key) == item.old_sealed_key,
+                )
+                .values(sealed_key=item.new_sealed_key, key_id=item.key_id)
             )
-            .values(sealed_key=item.new_sealed_key, key_id=item.key_id)
-        )
-        changed += int(result.rowcount)
-    session.commit()
+            changed += int(result.rowcount)
+        session.commit()
     return changed

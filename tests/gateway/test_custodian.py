@@ -496,6 +496,19 @@ async def test_release_log_writes_every_byte_of_a_short_write(
     assert list(log.entries()) == lines
 
 
+async def test_an_append_after_a_line_cut_short_starts_a_line_of_its_own(tmp_path: Path) -> None:
+    # A crash (or a failed truncation) left half a line: the next release must stay readable.
+    log = ReleaseLog(tmp_path / "releases.jsonl")
+    first = {"format": RELEASE_FORMAT, "tier": "T0"}
+    log.append([first])
+    with log.path.open("ab") as stream:
+        stream.write(b'{"format": "accessledger-key-rel')
+    second = {"format": RELEASE_FORMAT, "tier": "T1"}
+    log.append([second])
+    assert list(log.entries()) == [first, second]
+    assert log.path.read_bytes().count(b"\n") == 3
+
+
 async def test_a_release_log_write_that_fails_midway_leaves_no_partial_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import func
-from sqlmodel import select
+from sqlalchemy import func, update
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import col, select
 
 from crypto.envelope import content_address, seal_key, x25519_public_key
 from gateway.store import (
@@ -237,3 +238,33 @@ def test_a_lock_held_too_long_is_store_busy(
     assert outcome[0].code == "store_busy"
     assert not _tombstone(store, "rp-busy")
     assert _keys_of(store, "rp-busy") == 4
+
+
+# PostgreSQL only: a SQLite writer holds the whole database's lock from its first statement.
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+def test_a_row_lock_met_inside_the_block_is_store_busy_too(store: DepartmentStore) -> None:
+    # Not only the advisory locks: a row another transaction holds (here, an uncommitted
+    # update of one of the record's keys) makes the erasure's DELETE wait, and time out.
+    store.put_record_tiers(_rows("rp-rowlock", 1))
+    with store.session() as holder:
+        holder.exec(
+            update(SealedTierKey)
+            .where(col(SealedTierKey.record_id) == "rp-rowlock")
+            .values(key_id=None)
+        )
+        with pytest.raises(StoreBusyError):
+            store.erase_record(
+                record_id="rp-rowlock", erased_by="registrar", now=NOW, lock_timeout_ms=200
+            )
+        holder.rollback()
+    assert not _tombstone(store, "rp-rowlock")
+    assert store.erase_record(record_id="rp-rowlock", erased_by="registrar", now=NOW)
+
+
+def test_other_database_errors_are_not_store_busy(store: DepartmentStore) -> None:
+    with store.session() as session:
+        with pytest.raises(DBAPIError), locks.records_locked(session, ["rp-x"]):
+            session.connection().exec_driver_sql("SELECT * FROM no_such_table")
+        assert not session.in_transaction()
