@@ -23,7 +23,8 @@ exceed the ledger's): the access event was committed by a valid
 credential was bound by ``RegisterCitizen`` to that event's subject; the key
 the note was sealed to is the X25519 key registered for the credential; the
 credential's certificate was not revoked by a CRL in the channel config in
-force; and the release is not dated before the access was decided.
+force and was within its validity period when released (as the gateway
+checks it); and the release is not dated before the access was decided.
 
 :class:`NoteFacts` is the block observer that remembers, per block, the
 state those checks read; it runs after :class:`~audit.accessledger.AccessLedgerAudit`
@@ -313,6 +314,12 @@ def _problem(release: NoteRelease, facts: NoteFacts, height: int) -> str | None:
         return revoked
     if release.released_at < event.decided_at:
         return "was released before the access was decided"
+    pem = facts.certificates.get(identity)
+    if pem is not None:
+        certificate = certificate_from_pem(pem)
+        valid = certificate.not_valid_before_utc <= release.released_at
+        if not (valid and release.released_at <= certificate.not_valid_after_utc):
+            return "was released to a certificate outside its validity period at release time"
     return None
 
 

@@ -142,6 +142,8 @@ def _forgeries(run: Run) -> dict[str, dict[str, Any] | str]:
             **contest,
             "released_at": format_time(event.decided_at - timedelta(seconds=1)),
         },
+        # Any later date passes the other checks; the credential's certificate has expired by then.
+        "expired_certificate": {**contest, "released_at": "2099-01-01T00:00:00.000000Z"},
         "not_json": '{"format": "accessledger-note-release/1", ',
         "missing_field": missing,
         "unknown_kind": {**contest, "note_kind": "diary"},
@@ -204,6 +206,7 @@ def test_genuine_lines_trace_from_any_custodians_log(run: Run, forged: Forged) -
         ("beyond_ledger", "beyond the replayed ledger's height"),
         ("revoked", "was released to a certificate revoked on the channel"),
         ("before_decision", "was released before the access was decided"),
+        ("expired_certificate", "outside its validity period at release time"),
         ("not_json", "is not JSON"),
         ("missing_field", "lacks text field(s) recipient_key_sha256"),
         ("unknown_kind", "note_kind 'diary' is not a note kind"),
