@@ -16,6 +16,8 @@ network relies on asyncio's own loop class; they use only the public loop API
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
 
 import typer
@@ -56,6 +58,12 @@ def serve_command(
     settings = load_settings(home=home)
 
     async def run() -> None:
+        # asyncio.to_thread work (key releases, store writes) shares these few threads.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(
+                max_workers=settings.worker_threads, thread_name_prefix="gateway-worker"
+            )
+        )
         service = await GatewayService.start(settings)
         try:
             server = uvicorn.Server(

@@ -48,6 +48,16 @@ class GatewaySettings(BaseSettings):
             " beside the gateway's own process; 0 simulates in process."
         ),
     )
+    worker_threads: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=2,
+        description=(
+            "Threads that `accessledger serve` gives the gateway's blocking work off the event"
+            " loop (key releases, store writes, note sealing). Few on purpose: each of their"
+            " SQLite, crypto and fsync calls releases Python's GIL, and more threads contending"
+            " for it cost more in context switches than they gain. A release waits for its log"
+            " line's fsync, so on a disk with slow fsyncs more threads may pay."
+        ),
+    )
     opentelemetry: bool = Field(
         default=False,
         description=(

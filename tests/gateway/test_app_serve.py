@@ -75,10 +75,17 @@ def test_serve_answers_signed_requests_and_stops(demo_home: Path, tmp_path: Path
     assert "Traceback" not in err
 
 
-def test_serve_bad_settings_is_one_line(demo_home: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("ACCESSLEDGER_MAX_REQUEST_BYTES", "lots"), ("ACCESSLEDGER_WORKER_THREADS", "0")],
+)
+def test_serve_bad_settings_is_one_line(
+    demo_home: Path, tmp_path: Path, variable: str, value: str
+) -> None:
     home = copy_home(demo_home, tmp_path)
-    process = _run("serve", "--home", str(home), env={"ACCESSLEDGER_MAX_REQUEST_BYTES": "lots"})
+    process = _run("serve", "--home", str(home), env={variable: value})
     _, err = process.communicate(timeout=60)
     assert process.returncode == 1
     assert err.strip().startswith("error [settings_invalid]")
+    assert variable.removeprefix("ACCESSLEDGER_").lower() in err
     assert len(err.strip().splitlines()) == 1

@@ -1,4 +1,6 @@
-"""FastAPI's native OpenTelemetry is off unless ``ACCESSLEDGER_OPENTELEMETRY`` turns it on.
+"""Process-level gateway settings: FastAPI's telemetry, the worker threads.
+
+FastAPI's native OpenTelemetry is off unless ``ACCESSLEDGER_OPENTELEMETRY`` turns it on.
 
 FastAPI's telemetry exports request spans and exception logs (messages and
 stack traces) to whatever OpenTelemetry providers the process has. The
@@ -65,3 +67,11 @@ async def test_telemetry_is_off_by_default_and_on_when_asked(
 def test_the_setting_reads_its_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACCESSLEDGER_OPENTELEMETRY", "true")
     assert load_settings().opentelemetry is True
+
+
+def test_worker_threads_are_few_by_default_and_configurable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert GatewaySettings(home=Path("unused")).worker_threads == 2
+    monkeypatch.setenv("ACCESSLEDGER_WORKER_THREADS", "1")
+    assert load_settings().worker_threads == 1
