@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -61,52 +58,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=20, help="access requests per client")
     parser.add_argument("--port", type=int, default=8124)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="accessledger-access-cpu-") as temp:
-        home = bench.make_home(Path(temp), None)
-        env = dict(os.environ, ACCESSLEDGER_RATE_LIMIT_PER_MINUTE="0", ACCESSLEDGER_HOME=str(home))
-        url = f"http://127.0.0.1:{args.port}"
-        command = [str(bench.BIN / "accessledger"), "serve", "--home", str(home)]
-        server = subprocess.Popen(
-            [*command, "--port", str(args.port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            bench.wait_healthy(url, server)
-            seed = [sys.executable, str(bench.LOAD / "locustfile.py"), "--seed", url]
-            subprocess.run(seed, env=env, check=True, stdout=subprocess.DEVNULL)
+    with bench.seeded_gateway("accessledger-access-cpu-", args.port) as gateway:
 
-            def lookups(client_index: int, count: int) -> None:
-                officer = Client.from_home(home, "officer.hrss.cd1", gateway_url=url)
-                try:
-                    for i in range(count):
-                        person = locustfile.identity_number((client_index * 7 + i) % 40)
-                        result = officer.request_access(
-                            person, ["social_insurance"], "T2", "social_insurance_transfer"
-                        )
-                        if result.decision != "granted":
-                            raise SystemExit(f"expected a grant, got {result.decision}")
-                finally:
-                    officer.close()
+        def lookups(client_index: int, count: int) -> None:
+            officer = Client.from_home(gateway.home, "officer.hrss.cd1", gateway_url=gateway.url)
+            try:
+                for i in range(count):
+                    person = locustfile.identity_number((client_index * 7 + i) % 40)
+                    result = officer.request_access(
+                        person, ["social_insurance"], "T2", "social_insurance_transfer"
+                    )
+                    if result.decision != "granted":
+                        raise SystemExit(f"expected a grant, got {result.decision}")
+            finally:
+                officer.close()
 
-            lookups(0, 5)  # warm up
-            clients = [
-                threading.Thread(target=lookups, args=(k, args.requests))
-                for k in range(args.clients)
-            ]
-            (user, system), switches = cpu_seconds(server.pid), context_switches(server.pid)
-            started = time.perf_counter()
-            for thread in clients:
-                thread.start()
-            for thread in clients:
-                thread.join()
-            wall = time.perf_counter() - started
-            user_after, system_after = cpu_seconds(server.pid)
-            switches_after = context_switches(server.pid)
-        finally:
-            server.terminate()
-            server.wait()
+        lookups(0, 5)  # warm up
+        clients = [
+            threading.Thread(target=lookups, args=(k, args.requests)) for k in range(args.clients)
+        ]
+        pid = gateway.server.pid
+        (user, system), switches = cpu_seconds(pid), context_switches(pid)
+        started = time.perf_counter()
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join()
+        wall = time.perf_counter() - started
+        (user_after, system_after), switches_after = cpu_seconds(pid), context_switches(pid)
     n = args.clients * args.requests
     user_ms, system_ms = 1000 * (user_after - user) / n, 1000 * (system_after - system) / n
     print(

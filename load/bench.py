@@ -26,6 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +92,42 @@ def wait_healthy(url: str, server: subprocess.Popen[bytes], timeout: float = 120
             pass
         time.sleep(0.3)
     raise SystemExit("the gateway did not become healthy")
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """A served demo home: where it is, its URL and the server process."""
+
+    home: Path
+    url: str
+    server: subprocess.Popen[bytes]
+
+
+@contextmanager
+def seeded_gateway(prefix: str, port: int) -> Iterator[Gateway]:
+    """A fresh demo home served on ``port`` with the workload's people seeded; removed after.
+
+    The rate limit is off; other ``ACCESSLEDGER_*`` variables of this
+    process reach the server (simulation or worker threads, say).
+    """
+    with tempfile.TemporaryDirectory(prefix=prefix) as temp:
+        home = make_home(Path(temp), None)
+        env = dict(os.environ, ACCESSLEDGER_RATE_LIMIT_PER_MINUTE="0", ACCESSLEDGER_HOME=str(home))
+        url = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            [str(BIN / "accessledger"), "serve", "--home", str(home), "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_healthy(url, server)
+            seed = [sys.executable, str(LOAD / "locustfile.py"), "--seed", url]
+            subprocess.run(seed, env=env, check=True, stdout=subprocess.DEVNULL)
+            yield Gateway(home, url, server)
+        finally:
+            server.terminate()
+            server.wait()
 
 
 def read_stats(prefix: Path) -> list[dict[str, Any]]:

@@ -17,12 +17,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import bench  # load/ is a folder of scripts: run as python load/citizen_view.py
 import locustfile
@@ -36,44 +31,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--views", type=int, default=2000, help="citizen views to measure")
     parser.add_argument("--port", type=int, default=8123)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="accessledger-citizen-view-") as temp:
-        home = bench.make_home(Path(temp), None)
-        env = dict(os.environ, ACCESSLEDGER_RATE_LIMIT_PER_MINUTE="0", ACCESSLEDGER_HOME=str(home))
-        url = f"http://127.0.0.1:{args.port}"
-        command = [str(bench.BIN / "accessledger"), "serve", "--home", str(home)]
-        server = subprocess.Popen(
-            [*command, "--port", str(args.port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
+    with bench.seeded_gateway("accessledger-citizen-view-", args.port) as gateway:
+        officer = Client.from_home(gateway.home, "officer.education.sz1", gateway_url=gateway.url)
+        citizen = Client.from_home(gateway.home, "citizen.c1", gateway_url=gateway.url)
         try:
-            bench.wait_healthy(url, server)
-            seed = [sys.executable, str(bench.LOAD / "locustfile.py"), "--seed", url]
-            subprocess.run(seed, env=env, check=True)
-            officer = Client.from_home(home, "officer.education.sz1", gateway_url=url)
-            citizen = Client.from_home(home, "citizen.c1", gateway_url=url)
-            try:
-                for _ in range(args.events):
-                    officer.request_access(
-                        locustfile.identity_number(0),
-                        ["residence_permit"],
-                        "T1",
-                        "school_enrolment",
-                    )
-                page = citizen.my_accesses(limit=20)
-                for _ in range(20):  # warm up
-                    citizen.my_accesses(limit=20)
-                cpu, started = bench.process_cpu(server.pid), time.perf_counter()
-                for _ in range(args.views):
-                    citizen.my_accesses(limit=20)
-                cpu, wall = bench.process_cpu(server.pid) - cpu, time.perf_counter() - started
-            finally:
-                officer.close()
-                citizen.close()
+            for _ in range(args.events):
+                officer.request_access(
+                    locustfile.identity_number(0), ["residence_permit"], "T1", "school_enrolment"
+                )
+            page = citizen.my_accesses(limit=20)
+            for _ in range(20):  # warm up
+                citizen.my_accesses(limit=20)
+            cpu, started = bench.process_cpu(gateway.server.pid), time.perf_counter()
+            for _ in range(args.views):
+                citizen.my_accesses(limit=20)
+            cpu = bench.process_cpu(gateway.server.pid) - cpu
+            wall = time.perf_counter() - started
         finally:
-            server.terminate()
-            server.wait()
+            officer.close()
+            citizen.close()
     print(
         f"{args.views} citizen views of {len(page.accesses)} events:"
         f" gateway CPU {1000 * cpu / args.views:.2f} ms per view,"
