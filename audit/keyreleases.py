@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from cryptography import x509
 
@@ -43,6 +43,7 @@ from audit.namespace import EncryptionKey, RecordVersion
 from network.fabric.msp import MSPRegistry
 
 RELEASE_FORMAT: Final = "accessledger-key-release/1"
+T = TypeVar("T")
 _TEXT_FIELDS: Final = (
     "org", "tx_id", "record_id", "tier", "content_address", "officer_msp_id",
     "officer_fingerprint", "recipient_key_sha256",
@@ -93,29 +94,35 @@ class KeyRelease:
         )
 
 
-def log_lines(path: Path, what: str) -> Iterator[tuple[int, str]]:
-    """``(line number, text)`` of every non-blank line of a release log; unreadable: raise."""
+def read_log(
+    path: Path, what: str, parse: Callable[[Any, int], T]
+) -> Iterator[T | tuple[int, str]]:
+    """``parse(object, line number)`` of each non-blank JSON line of a release log.
+
+    A line that is not JSON, or that ``parse`` refuses (``ValueError``), comes
+    out as ``(line number, problem)``; a log that cannot be read at all raises.
+    """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise AuditInputError(f"cannot read {what} {path}: {exc}") from None
     for number, text in enumerate(lines, start=1):
-        if text.strip():
-            yield number, text
-
-
-def read_releases(path: Path) -> Iterator[KeyRelease | tuple[int, str]]:
-    """Releases of a log, or ``(line, problem)`` for a line that is not one."""
-    for number, text in log_lines(path, "key-release log"):
+        if not text.strip():
+            continue
         try:
             data = json.loads(text)
         except (ValueError, RecursionError):
             yield number, "is not JSON"
             continue
         try:
-            yield KeyRelease.from_dict(data, number)
-        except (ValueError, EventFormatError) as exc:
+            yield parse(data, number)
+        except ValueError as exc:
             yield number, str(exc)
+
+
+def read_releases(path: Path) -> Iterator[KeyRelease | tuple[int, str]]:
+    """Releases of a log, or ``(line, problem)`` for a line that is not one."""
+    return read_log(path, "key-release log", KeyRelease.from_dict)
 
 
 @dataclass(frozen=True)

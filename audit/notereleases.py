@@ -36,7 +36,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -48,7 +47,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from audit.events import AccessEvent, EventFormatError, parse_ledger_time
 from audit.findings import Finding, FindingKind
-from audit.keyreleases import certificate_from_pem, log_lines, revocation_at
+from audit.keyreleases import certificate_from_pem, read_log, revocation_at
 from audit.namespace import ACCESS, CITIZEN, ENC_KEY, WRITERS, json_value, split_key
 from network.fabric.replay import ReplayedBlock
 from network.fabric.transactions import ParsedTransaction
@@ -126,16 +125,7 @@ class NoteRelease:
 
 def read_note_releases(path: Path) -> Iterator[NoteRelease | tuple[int, str]]:
     """Releases of a log, or ``(line, problem)`` for a line that is not one."""
-    for number, text in log_lines(path, "note-release log"):
-        try:
-            data = json.loads(text)
-        except (ValueError, RecursionError):
-            yield number, "is not JSON"
-            continue
-        try:
-            yield NoteRelease.from_dict(data, number)
-        except EventFormatError as exc:
-            yield number, str(exc)
+    return read_log(path, "note-release log", NoteRelease.from_dict)
 
 
 def event_notes(event: AccessEvent) -> frozenset[Note]:
