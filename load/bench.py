@@ -47,6 +47,32 @@ def process_cpu(pid: int) -> float:
     return sum(int(value) for value in fields[11:15]) / _TICKS
 
 
+def child_processes(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (the gateway's simulation workers), from ``/proc``."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if int(fields[1]) == pid:
+            children.append(int(entry.name))
+    return children
+
+
+def children_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each live child process of ``pid``."""
+    usage = {}
+    for child in child_processes(pid):
+        try:
+            usage[child] = process_cpu(child)
+        except OSError:
+            continue
+    return usage
+
+
 def thread_cpu(pid: int) -> tuple[float, float]:
     """CPU seconds of a live process's main thread (the event loop) and of all its other threads."""
     main = other = 0.0
@@ -233,6 +259,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             before, started = process_cpu(server.pid), time.monotonic()
             threads_before = thread_cpu(server.pid)
+            workers_before = children_cpu(server.pid)
             load_before = uptime()
             prefix = root / "locust"
             run = [str(BIN / "locust"), "-f", str(LOAD / "locustfile.py"), "--headless"]
@@ -249,12 +276,16 @@ def main(argv: list[str] | None = None) -> None:
             wall = time.monotonic() - started
             server_cpu = process_cpu(server.pid) - before
             threads_after = thread_cpu(server.pid)
+            workers_after = children_cpu(server.pid)
             load_after = uptime()
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(timeout=120)
             log.close()
         load_cpu = usage.ru_utime + usage.ru_stime
+        workers_cpu = sum(
+            seconds - workers_before.get(child, 0.0) for child, seconds in workers_after.items()
+        )
         if spy is not None and args.spy is not None:
             spy.wait(timeout=60)
             print(spy_summary(args.spy) + "\n")
@@ -262,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"\nCPU over {wall:.1f} s: gateway {server_cpu:.1f} s ({100 * server_cpu / wall:.0f}%"
             f" of one core), locust {load_cpu:.1f} s ({100 * load_cpu / wall:.0f}%)"
-            f" on {os.cpu_count()} cores"
+            f", simulation workers {workers_cpu:.1f} s on {os.cpu_count()} cores"
         )
         event_loop = threads_after[0] - threads_before[0]
         print(
@@ -274,7 +305,8 @@ def main(argv: list[str] | None = None) -> None:
         if committed:
             print(
                 f"gateway CPU per committed access request: {1000 * server_cpu / committed:.2f} ms"
-                f" ({committed} access requests)"
+                f" ({committed} access requests); all processes (gateway, its workers, locust):"
+                f" {1000 * (server_cpu + workers_cpu + load_cpu) / committed:.2f} ms"
             )
         print(f"uptime before: {load_before}\nuptime after:  {load_after}")
         if args.batch_timeout_ms is not None:
