@@ -88,18 +88,28 @@ def problem_body(
     title: str | None = None,
     extensions: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The RFC 9457 problem object (``type``, ``title``, ``status``, ``detail``, ``instance``)."""
+    """The RFC 9457 problem object (``type``, ``title``, ``status``, ``detail``, ``instance``).
+
+    Strings are made encodable as UTF-8 (a lone surrogate becomes ``?``): a
+    message quoting a caller's member name must not turn a 4xx into a
+    failure to render it.
+    """
     body: dict[str, Any] = {
         "type": TYPE_PREFIX + code,
         "title": title or code.replace("_", " ").capitalize(),
         "status": status,
-        "detail": detail,
-        "instance": instance,
+        "detail": _encodable(detail),
+        "instance": _encodable(instance),
         "code": code,
     }
     for key, value in (extensions or {}).items():
-        body.setdefault(key, value)
+        body.setdefault(key, _encodable(value) if isinstance(value, str) else value)
     return body
+
+
+def _encodable(text: str) -> str:
+    """``text`` with anything UTF-8 cannot encode (lone surrogates) replaced by ``?``."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def problem_response(
@@ -148,9 +158,9 @@ async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
 def _error_entries(errors: Sequence[Any]) -> list[dict[str, Any]]:
     entries = []
     for error in errors[:20]:
-        loc = [str(part) for part in error.get("loc", ())]
+        loc = [_encodable(str(part)) for part in error.get("loc", ())]
         # Never echo the offending input value: it may be personal data.
-        entries.append({"loc": loc, "msg": str(error.get("msg", "invalid"))})
+        entries.append({"loc": loc, "msg": _encodable(str(error.get("msg", "invalid")))})
     return entries
 
 

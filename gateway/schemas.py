@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from policies.canonical import CanonicalJSONError, canonical_json
 
 _B64 = r"^[A-Za-z0-9+/]*={0,2}$"
 _HEX64 = r"^[0-9a-f]{64}$"
@@ -130,7 +132,31 @@ _RECORD_EXAMPLE: dict[str, Any] = {
     "metadata": {"status": "valid"},
 }
 
-Metadata = dict[str, Annotated[str, Field(max_length=64)] | int | bool]
+#: The largest magnitude of an integer with an interoperable JSON form (RFC 8785, I-JSON).
+MAX_SAFE_INTEGER = 2**53 - 1
+SafeInt = Annotated[int, Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
+
+
+def _canonical(value: Any) -> Any:
+    """Refuse a value that has no canonical JSON form: it cannot be encrypted or proposed.
+
+    Integers beyond :data:`MAX_SAFE_INTEGER`, lone surrogates (in strings or
+    member names) and non-finite numbers are not interoperable JSON. The
+    message names the problem, never the value (it may be personal data).
+    """
+    try:
+        canonical_json(value)
+    except CanonicalJSONError as exc:
+        raise ValueError(f"no canonical JSON form ({exc.message})") from None
+    return value
+
+
+_JSON_SAFE = (
+    "Integers must lie within ±(2**53 - 1) and strings must be valid Unicode (no lone"
+    " surrogates): the payload is encrypted as RFC 8785 canonical JSON."
+)
+
+Metadata = dict[str, Annotated[str, Field(max_length=64)] | SafeInt | bool]
 
 
 class AmendmentInput(Strict):
@@ -141,8 +167,8 @@ class AmendmentInput(Strict):
     schema_version: Annotated[int, Field(ge=1, le=9999)] | None = None
     subject: Annotated[str, Field(pattern=_PSEUDONYM)] | None = None
     subject_identity_number: Annotated[str, Field(pattern=_IDENTITY_NUMBER)] | None = None
-    fields: dict[str, Any]
-    metadata: Annotated[Metadata, Field(max_length=16)] | None = None
+    fields: Annotated[dict[str, Any], AfterValidator(_canonical), Field(description=_JSON_SAFE)]
+    metadata: Annotated[Metadata, Field(max_length=16), AfterValidator(_canonical)] | None = None
 
 
 class RecordInput(AmendmentInput):

@@ -32,6 +32,8 @@ from gateway.service.transactions import decode_base64
 from network.engine.errors import CommitStatusError, ConfigUpdateRefusedError, EngineError
 from network.engine.network import EmbeddedNetwork
 from network.fabric.blocks import last_config_index
+from network.fabric.configtx import config_update_from_envelope
+from network.fabric.configupdate import ConfigUpdateError
 from network.fabric.transactions import CONFIG_UPDATE, parse_envelope
 from policies.governance import Approval, signer_certificate
 from policies.operator import require_admin
@@ -86,8 +88,11 @@ def _creator_is_caller(envelope: bytes, caller: Identity, channel_id: str) -> st
     try:
         parsed = parse_envelope(envelope, strict=False)
     except AccessLedgerError as exc:
+        # Our words only: the decoder's message quotes the protobuf library's own text.
         raise RequestInvalid(
-            f"the config update envelope is malformed: {exc.message}", code="config_update_invalid"
+            "the config update envelope is not a decodable common.Envelope with a payload,"
+            " channel header and signature header",
+            code="config_update_invalid",
         ) from exc
     if parsed.header_type != CONFIG_UPDATE:
         raise RequestInvalid(
@@ -104,6 +109,14 @@ def _creator_is_caller(envelope: bytes, caller: Identity, channel_id: str) -> st
             "the config update envelope must be created and signed by the caller",
             code="creator_mismatch",
         )
+    try:
+        config_update_from_envelope(envelope)
+    except ConfigUpdateError as exc:
+        # Checked here so the orderer's refusal, which quotes the decoder, never has to be.
+        raise RequestInvalid(
+            "the config update envelope's payload is not a decodable ConfigUpdateEnvelope",
+            code="config_update_invalid",
+        ) from exc
     return parsed.tx_id
 
 

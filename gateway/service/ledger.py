@@ -20,6 +20,7 @@ gateway and is the boundary where engine errors become HTTP problems:
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,7 +31,7 @@ from typing import Any, Final
 from chaincode import CHAINCODE_NAME, parse_error_message
 from chaincode.codec import dumps
 from crypto.identity import Identity
-from gateway.errors import Conflict, GatewayError, Unavailable
+from gateway.errors import Conflict, GatewayError, RequestInvalid, Unavailable
 from network.engine.endorser import Endorsement
 from network.engine.errors import (
     CommitStatusError,
@@ -45,11 +46,14 @@ from network.engine.statedb import VALID
 from network.fabric.blocks import parse_block
 from network.fabric.transactions import ParsedTransaction, parse_envelope
 from network.fabric.validator import ChannelConfig, code_name
+from policies.canonical import CanonicalJSONError
 
 #: Fabric composite keys: U+0000 object type U+0000 (attribute U+0000)*.
 _SEP: Final = "\x00"
 _CHAINCODE_STATUS_CODES: Final = frozenset({400, 403, 404, 409})
 _BLOCK_CACHE: Final = 8
+#: How the endorser reports a chaincode error response (``network.engine.endorser``).
+_ENDORSER_PREFIX: Final = re.compile(r"^chaincode response [0-9]+, ")
 
 
 def composite_key(object_type: str, *attributes: str) -> str:
@@ -101,9 +105,13 @@ class CommitOutcome:
 
 
 def _refusal(message: str, tx_id: str, status: int | None) -> GatewayError:
-    """A chaincode refusal as a problem: the contract's code and (4xx) status."""
-    _, _, tail = message.partition(", ")
-    code, text = parse_error_message(tail if tail else message)
+    """A chaincode refusal as a problem: the contract's code and (4xx) status.
+
+    ``message`` is the contract's ``[code] text`` as a query sees it, or as
+    the endorser reports it, behind ``chaincode response <status>, ``. Only
+    that prefix is removed: the contract's own text may contain ", " too.
+    """
+    code, text = parse_error_message(_ENDORSER_PREFIX.sub("", message, count=1))
     if code == "chaincode_error":
         return GatewayError(
             "the chaincode refused the proposal", code="chaincode_error", status=400, tx_id=tx_id
@@ -220,13 +228,25 @@ class LedgerClient:
     async def query(
         self, caller: Identity, function: str, arg: Mapping[str, Any], *, now: datetime
     ) -> dict[str, Any]:
-        """Evaluate a read-only chaincode function as ``caller``; nothing is ordered."""
+        """Evaluate a read-only chaincode function as ``caller``; nothing is ordered.
+
+        ``arg`` carries what the caller sent (query parameters, record
+        metadata): a value with no canonical JSON form -- an integer beyond
+        the IEEE-754 safe range, a lone surrogate -- is ``422
+        request_invalid``, and the contract is not asked.
+        """
+        try:
+            encoded = dumps(dict(arg))
+        except CanonicalJSONError as exc:
+            raise RequestInvalid(
+                f"the request holds a value with no canonical JSON form: {exc.message}"
+            ) from exc
         proposal = Proposal.build(
             creator=caller.serialized(),
             channel_id=self.channel,
             chaincode_name=self.chaincode,
             function=function,
-            args=[dumps(dict(arg))],
+            args=[encoded],
             now=now,
         )
         if not self.running():

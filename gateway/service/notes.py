@@ -114,8 +114,21 @@ def text_sha256(text: str) -> str:
 def check_hash(
     text: str, expected: object, *, member: str, tx_id: str, code: str = "note_hash_mismatch"
 ) -> None:
-    """Refuse text whose SHA-256 is not the hash the proposal commits to (``422 code``)."""
-    if text_sha256(text) != expected:
+    """Refuse text whose SHA-256 is not the hash the proposal commits to (``422 code``).
+
+    Text with no UTF-8 form (a lone surrogate) has no such hash and cannot be
+    stored: ``422 request_invalid``. The request schema refuses it already.
+    """
+    try:
+        digest = text_sha256(text)
+    except UnicodeEncodeError:
+        raise GatewayError(
+            "the text is not valid Unicode (it holds a lone surrogate)",
+            code="request_invalid",
+            status=422,
+            tx_id=tx_id,
+        ) from None
+    if digest != expected:
         raise GatewayError(
             f"SHA-256 of the text is not the proposal's {member}",
             code=code,

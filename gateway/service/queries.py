@@ -34,7 +34,7 @@ from typing import Any, Final
 from chaincode import LedgerConfig
 from chaincode.authz import may_read_events
 from chaincode.caller import certificate_fingerprint, identify
-from chaincode.codec import format_time
+from chaincode.codec import parse_time
 from chaincode.ledger import (
     ACCESS,
     CITIZEN,
@@ -89,17 +89,56 @@ def parse_moment(value: str | None, name: str) -> str | None:
         raise RequestInvalid(f"{name} must be an RFC 3339 time like 2026-01-31T08:00:00Z") from None
     if moment.tzinfo is None:
         raise RequestInvalid(f"{name} must carry a time zone (e.g. Z)")
-    return format_time(moment.astimezone(UTC))
+    try:
+        # 0001-01-01T00:00:00+23:59 is a valid RFC 3339 time whose UTC instant is before year 1.
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        raise RequestInvalid(
+            f"{name} is outside the range of RFC 3339 times the ledger holds"
+            " (0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z)"
+        ) from None
+    return _ledger_time(utc)
+
+
+def _ledger_time(moment: datetime) -> str:
+    """:func:`~chaincode.codec.format_time`, with the year always four digits.
+
+    ``strftime("%Y")`` drops the leading zeros of years before 1000 on glibc,
+    which would send the contract a time it cannot parse.
+    """
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def _issued_time(value: object) -> bool:
+    """Whether ``value`` is a time exactly as the ledger writes it (what cursors carry)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        return _ledger_time(parse_time(value, what="cursor")) == value
+    except (AccessLedgerError, ValueError, OverflowError):
+        return False
 
 
 def _cursor(encoded: str | None) -> tuple[str, str] | None:
+    """The ``(decided_at, event_id)`` a cursor of :func:`_next_cursor` carries, or 422.
+
+    A cursor decodes to exactly what the gateway put in it, or is refused as
+    foreign: its time is handed to the contract as ``from``, and a malformed
+    one would come back as a complaint about a ``from`` the caller never sent.
+    """
     if encoded is None:
         return None
+    foreign = RequestInvalid("cursor is not one this gateway issued")
     try:
         data = json.loads(base64.urlsafe_b64decode(encoded.encode("ascii") + b"=="))
-        return str(data["t"]), str(data["e"])
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeEncodeError):
-        raise RequestInvalid("cursor is not one this gateway issued") from None
+    except (ValueError, binascii.Error, UnicodeEncodeError):
+        raise foreign from None
+    if not isinstance(data, dict) or set(data) != {"t", "e"}:
+        raise foreign
+    moment, event_id = data["t"], data["e"]
+    if not _issued_time(moment) or not isinstance(event_id, str) or not event_id:
+        raise foreign
+    return moment, event_id
 
 
 def _next_cursor(event: Mapping[str, Any]) -> str:
@@ -340,7 +379,11 @@ class QueryService:
         end: str | None,
         limit: int,
     ) -> dict[str, Any]:
-        """Access events by exactly one selector (department, officer, subject, open review)."""
+        """Access events by exactly one selector (department, officer, subject, open review).
+
+        A department's events also need both ``from`` and ``to`` (``422
+        request_invalid`` otherwise, before the contract is asked).
+        """
         selectors = [
             department is not None,
             officer_msp is not None or officer_fingerprint is not None,
@@ -353,6 +396,9 @@ class QueryService:
                 " subject or open_review=true"
             )
         span = {k: v for k, v in (("from", start), ("to", end)) if v is not None}
+        if department is not None and len(span) != 2:
+            # The contract reads a department's log day by day, so it needs both bounds.
+            raise RequestInvalid("a department's access events need from and to")
         if department is not None:
             arg: dict[str, Any] = {"org": department, **span, "limit": limit}
             function = "ListAccessByDepartment"

@@ -41,7 +41,7 @@ from crypto.errors import IdentityNumberError
 from crypto.identity import Identity
 from crypto.pseudonym import pseudonym
 from gateway.custodian_keys import Sealing
-from gateway.errors import GatewayError, NotFound
+from gateway.errors import GatewayError, NotFound, RequestInvalid
 from gateway.schemas import AmendmentInput, RecordInput
 from gateway.service.ledger import LedgerClient
 from gateway.service.policy import PolicyCache
@@ -52,7 +52,7 @@ from gateway.store import (
     StoreRegistry,
     TierKeyEntry,
 )
-from policies.canonical import canonical_json
+from policies.canonical import CanonicalJSONError, canonical_json
 from policies.errors import CatalogueValidationError, UnknownRecordTypeError
 from policies.vocabulary import TIERS
 
@@ -74,6 +74,23 @@ class Draft:
     function: str
     tiers: dict[str, dict[str, Any]]
     argument: dict[str, Any]
+
+
+def _require_canonical(body: AmendmentInput) -> None:
+    """Refuse caller content that has no canonical JSON form (``422 request_invalid``).
+
+    The tier payloads are encrypted as canonical JSON and the metadata goes
+    to the contract as canonical JSON, which has no form for an integer
+    beyond the IEEE-754 safe range or a lone surrogate. The request schema
+    refuses those already; this keeps a body that bypassed it from failing
+    half-way, after the contract was asked or a tier stored.
+    """
+    try:
+        canonical_json({"fields": body.fields, "metadata": body.metadata or {}})
+    except CanonicalJSONError as exc:
+        raise RequestInvalid(
+            f"the record holds a value with no canonical JSON form: {exc.message}"
+        ) from exc
 
 
 class RecordService:
@@ -123,6 +140,7 @@ class RecordService:
         amend: str | None = None,
     ) -> Draft:
         """Validate, dry-run, encrypt and store one record version (module docstring)."""
+        _require_canonical(body)
         subject = self._subject(body)
         catalogue = self.policy.current().bundle.catalogue
         try:
