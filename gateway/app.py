@@ -11,6 +11,11 @@ per-identity rate limit (``429``). Only then is the body handed on, so an
 unauthenticated client learns nothing about validation. It also answers any
 unexpected exception with ``500 internal_error`` (logging the type only) and
 records request metrics by route template.
+
+Every route is a :class:`gateway.routing.StrictRoute` (each router sets it;
+``create_app`` checks): a body repeating a JSON member name, or a query
+parameter the route does not declare or gives twice, is ``422
+request_invalid`` before any endpoint code runs.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from gateway.routes import (
     records,
     transactions,
 )
+from gateway.routing import require_strict
 from gateway.service.core import GatewayService
 from gateway.settings import GatewaySettings
 
@@ -276,6 +282,7 @@ def create_app(
         governance,
         custodians,
     ):
+        require_strict(module.router)
         app.include_router(module.router)
 
     def current() -> GatewayService:

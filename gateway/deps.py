@@ -55,7 +55,10 @@ def _problem(description: str) -> dict[str, Any]:
 PROBLEMS: Final[dict[int | str, dict[str, Any]]] = {
     401: _problem("Authentication failed (signature_missing, timestamp_stale, nonce_reused, ...)"),
     413: _problem("Body larger than the configured limit (request_too_large)"),
-    422: _problem("Malformed JSON, unknown member or invalid value (request_invalid)"),
+    422: _problem(
+        "Malformed JSON, unknown or repeated member, unknown or repeated query parameter,"
+        " or invalid value (request_invalid)"
+    ),
     429: _problem("Rate limit of this identity exceeded (rate_limited)"),
     500: _problem("Internal error (internal_error)"),
 }

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from gateway.deps import PROBLEMS, TRANSACTION_PROBLEMS, CallerDep, ServiceDep
+from gateway.routing import StrictRoute
 from gateway.schemas import AccessRequestBody, AccessResult, PreparedTransaction
 from gateway.service.notes import (
     JUSTIFICATION,
@@ -15,7 +16,7 @@ from gateway.service.notes import (
     text_hooks,
 )
 
-router = APIRouter(prefix="/v1/access-requests", tags=["access requests"])
+router = APIRouter(prefix="/v1/access-requests", tags=["access requests"], route_class=StrictRoute)
 TxId = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from gateway.deps import PROBLEMS, QUERY_PROBLEMS, TRANSACTION_PROBLEMS, CallerDep, ServiceDep
 from gateway.errors import RequestInvalid
+from gateway.routing import StrictRoute
 from gateway.schemas import EventList, PreparedTransaction, Problem, ReviewBody
 from gateway.service.notes import (
     REVIEW_NOTE,
@@ -20,7 +21,7 @@ from gateway.service.notes import (
 from gateway.service.queries import parse_moment
 from network.fabric.blocks import encode_delimited
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=StrictRoute)
 ORG = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 
 

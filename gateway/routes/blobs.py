@@ -8,9 +8,10 @@ from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
 from gateway.deps import PROBLEMS, CallerDep, ServiceDep
+from gateway.routing import StrictRoute
 from gateway.schemas import Problem
 
-router = APIRouter(prefix="/v1/blobs", tags=["blobs"])
+router = APIRouter(prefix="/v1/blobs", tags=["blobs"], route_class=StrictRoute)
 Address = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the ciphertext")]
 
 

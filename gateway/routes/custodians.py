@@ -30,11 +30,12 @@ from gateway.rotation import (
     RotationResult,
     rotate_custodian_key,
 )
+from gateway.routing import StrictRoute
 from gateway.schemas import Problem
 from gateway.store import StoreBusyError
 from policies.operator import OperatorForbidden, require_department_admin
 
-router = APIRouter(prefix="/v1/departments", tags=["operator"])
+router = APIRouter(prefix="/v1/departments", tags=["operator"], route_class=StrictRoute)
 OrgName = Annotated[
     str, Path(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$", description="Department (organisation)")
 ]

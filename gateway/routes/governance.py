@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from gateway.deps import PROBLEMS, TRANSACTION_PROBLEMS, CallerDep, ServiceDep
+from gateway.routing import StrictRoute
 from gateway.schemas import (
     ConfigBlockView,
     ConfigUpdateBody,
@@ -19,7 +20,7 @@ from gateway.schemas import (
 )
 from gateway.service.governance import current_config_block, submit_config_update
 
-router = APIRouter(prefix="/v1/governance", tags=["governance"])
+router = APIRouter(prefix="/v1/governance", tags=["governance"], route_class=StrictRoute)
 
 
 @router.get("/config", response_model=ConfigBlockView, responses=PROBLEMS)

@@ -8,9 +8,10 @@ from fastapi.responses import Response
 from gateway.deps import PROBLEMS, CallerDep, ServiceDep
 from gateway.errors import Unavailable
 from gateway.metrics import CONTENT_TYPE
+from gateway.routing import StrictRoute
 from gateway.schemas import Health, LedgerInfo, Problem
 
-router = APIRouter()
+router = APIRouter(route_class=StrictRoute)
 
 
 @router.get(

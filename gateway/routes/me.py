@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from gateway.deps import PROBLEMS, QUERY_PROBLEMS, TRANSACTION_PROBLEMS, CallerDep, ServiceDep
 from gateway.errors import GatewayError
+from gateway.routing import StrictRoute
 from gateway.schemas import (
     AccessesPage,
     ConsentList,
@@ -27,7 +28,7 @@ from gateway.service.notes import (
 from gateway.service.queries import parse_moment
 from network.engine.proposal import Proposal
 
-router = APIRouter(prefix="/v1/me", tags=["citizens"])
+router = APIRouter(prefix="/v1/me", tags=["citizens"], route_class=StrictRoute)
 ORG = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 NOTE_PROBLEMS: dict[int | str, dict[str, Any]] = {

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Response
 
 from gateway.deps import PROBLEMS, TRANSACTION_PROBLEMS, CallerDep, ServiceDep
 from gateway.errors import GatewayError
+from gateway.routing import StrictRoute
 from gateway.schemas import (
     AmendmentInput,
     PreparedTransaction,
@@ -26,7 +27,7 @@ from gateway.service.records import Draft
 from gateway.service.transactions import PendingTransaction
 from network.engine.proposal import Proposal
 
-router = APIRouter(prefix="/v1/records", tags=["records"])
+router = APIRouter(prefix="/v1/records", tags=["records"], route_class=StrictRoute)
 RecordId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")]
 
 

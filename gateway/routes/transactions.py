@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Response
 
 from gateway.deps import PROBLEMS, QUERY_PROBLEMS, TRANSACTION_PROBLEMS, CallerDep, ServiceDep
 from gateway.errors import NotFound
+from gateway.routing import StrictRoute
 from gateway.schemas import (
     CommitBody,
     CommittedTransaction,
@@ -19,7 +20,7 @@ from gateway.service.governance import refuse_revoked_approvals
 from gateway.service.records import AMEND, REGISTER
 from network.engine.proposal import Proposal
 
-router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
+router = APIRouter(prefix="/v1/transactions", tags=["transactions"], route_class=StrictRoute)
 
 #: Functions proposed through the generic endpoint (the others have their own resource).
 GENERIC_FUNCTIONS = frozenset(
