@@ -120,6 +120,36 @@ def read_log(
             yield number, str(exc)
 
 
+def require_log(path: Path, what: str, log_format: str) -> None:
+    """Refuse, as an input error, a file given as a ``log_format`` log that is not one at all.
+
+    A log the auditor names must be readable and hold at least one line that
+    is a JSON object of ``log_format`` (or no line: a log with no releases).
+    A damaged line in a real log stays a finding -- it may be tampering --
+    but a file of which no line is a release (another log, a payload, a
+    report) says nothing about the ledger: reporting it as untraced releases
+    would blame the ledger for the auditor's typo.
+    """
+    seen_line = False
+    try:
+        with path.open(encoding="utf-8") as stream:
+            for text in stream:
+                if not text.strip():
+                    continue
+                seen_line = True
+                try:
+                    data = json.loads(text)
+                except (ValueError, RecursionError):
+                    continue
+                if isinstance(data, dict) and data.get("format") == log_format:
+                    return
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise AuditInputError(f"cannot read {what} {path}: {reason}") from None
+    if seen_line:
+        raise AuditInputError(f'{path} is not a {what}: no line of it has "format": "{log_format}"')
+
+
 def read_releases(path: Path) -> Iterator[KeyRelease | tuple[int, str]]:
     """Releases of a log, or ``(line, problem)`` for a line that is not one."""
     return read_log(path, "key-release log", KeyRelease.from_dict)

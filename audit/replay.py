@@ -15,6 +15,7 @@ audit cannot run at all.
 
 from __future__ import annotations
 
+import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,10 +24,22 @@ from pathlib import Path
 
 from audit.accessledger import AccessLedgerAudit
 from audit.anomalies import AnomalySettings, detect_anomalies
+from audit.errors import AuditInputError
 from audit.events import AccessEvent
 from audit.findings import Finding, FindingKind
-from audit.keyreleases import LedgerFacts, check_key_releases, custodian_logs
-from audit.notereleases import NoteFacts, check_note_releases, note_release_logs
+from audit.keyreleases import (
+    RELEASE_FORMAT,
+    LedgerFacts,
+    check_key_releases,
+    custodian_logs,
+    require_log,
+)
+from audit.notereleases import (
+    NOTE_RELEASE_FORMAT,
+    NoteFacts,
+    check_note_releases,
+    note_release_logs,
+)
 from audit.offchain import check_stores
 from audit.pipeline import DEFAULT_CHUNK_BYTES, PipelineStats, prevalidated
 from audit.report import AuditReport
@@ -62,6 +75,25 @@ class ReplayOutcome:
     report: AuditReport
     events: list[AccessEvent]
     channel: str
+
+
+def check_inputs(config: ReplayConfig) -> None:
+    """Refuse malformed auditor inputs before any block is read (``audit_input_invalid``).
+
+    They are not findings: a mistyped ``expected_tip`` or a wrong file given
+    as a release log says nothing about the ledger, and must not be reported
+    as a ``tip_mismatch`` or as untraced releases.
+    """
+    tip = config.expected_tip
+    if tip is not None and (len(tip) != 64 or any(c not in string.hexdigits for c in tip)):
+        raise AuditInputError(
+            "the expected tip (--expect-tip) must be a block header hash,"
+            f" 64 hexadecimal digits, not {tip[:80]!r}"
+        )
+    for path in config.key_releases:
+        require_log(path, "key-release log", RELEASE_FORMAT)
+    for path in config.note_releases:
+        require_log(path, "note-release log", NOTE_RELEASE_FORMAT)
 
 
 def _home_checks(source: HomeSource, verifier: LedgerVerifier, checks: dict[str, str]) -> None:
@@ -119,6 +151,7 @@ def replay_ledger(
     progress: Progress | None = None,
 ) -> ReplayOutcome:
     """Verify ``source`` from genesis to tip; see the module docstring."""
+    check_inputs(config)
     chaincode = chaincode_name(source, config.chaincode)
     observer = AccessLedgerAudit(chaincode)
     notes = NoteFacts(observer)  # after ``observer``: it reads that observer's events

@@ -3,14 +3,16 @@
 Commands wrap their bodies with :func:`reporting_errors` so a deliberate
 :class:`AccessLedgerError` becomes one readable line and exit status 1 both
 under the real entry point and under Typer's ``CliRunner`` (which bypasses
-``cli.main.main``).
+``cli.main.main``). A command that writes where the user said wraps the
+writing in :func:`writing_to`, so an unwritable path is one line naming it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -60,10 +62,24 @@ def progress_options() -> dict[str, Any]:
     return {"console": err, "disable": not err.is_terminal}
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line, printable whatever its characters.
+
+    Line breaks (from a library's multi-line message) become spaces, and
+    characters UTF-8 cannot encode (lone surrogates from undecodable file
+    names) become backslash escapes instead of crashing the error report.
+    """
+    flat = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    return flat.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def report_error(exc: AccessLedgerError) -> None:
     """Print a deliberate error as exactly one line on stderr."""
     Console(stderr=True).print(
-        f"error [{exc.code}]: {exc.message}", markup=False, highlight=False, soft_wrap=True
+        one_line(f"error [{exc.code}]: {exc.message}"),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -71,6 +87,48 @@ def fail(exc: AccessLedgerError) -> typer.Exit:
     """Report ``exc`` and return the ``typer.Exit`` to raise."""
     report_error(exc)
     return typer.Exit(EXIT_ERROR)
+
+
+def _concerns(path: Path, filename: object) -> bool:
+    """Whether an OSError about ``filename`` is about writing ``path``.
+
+    That is ``path`` itself, a file below it (an output directory), or one of
+    its parents (which had to be created). Anything else -- an input read
+    along the way -- is not the output's fault and is not reported as such.
+    """
+    if filename is None:
+        return True  # e.g. ENOSPC on write(): it is the output being written
+    try:
+        failed = Path(os.fsdecode(filename)).absolute()  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    target = path.absolute()
+    return failed == target or failed in target.parents or target in failed.parents
+
+
+def output_error(path: Path, exc: OSError) -> AccessLedgerError:
+    """One readable error for an OSError met while writing ``path``."""
+    filename = os.fsdecode(exc.filename) if isinstance(exc.filename, str | bytes) else None
+    if isinstance(exc, FileExistsError) and filename is not None:
+        reason = f"{filename} exists and is not a directory"
+    elif isinstance(exc, NotADirectoryError) and filename is not None:
+        reason = f"a parent of {filename} is not a directory"
+    else:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        if filename is not None and Path(filename).absolute() != path.absolute():
+            reason += f" ({filename})"
+    return AccessLedgerError(f"cannot write {path}: {reason}", code="output_unwritable")
+
+
+@contextlib.contextmanager
+def writing_to(path: Path) -> Iterator[None]:
+    """Turn an OSError about writing ``path`` (see :func:`_concerns`) into one readable error."""
+    try:
+        yield
+    except OSError as exc:
+        if not _concerns(path, exc.filename):
+            raise
+        raise output_error(path, exc) from None
 
 
 def reporting_errors(command: Callable[P, R]) -> Callable[P, R]:

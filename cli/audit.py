@@ -21,6 +21,7 @@ from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 import typer
@@ -36,7 +37,13 @@ from audit.generate import LedgerSpec, generate_ledger
 from audit.pipeline import default_workers
 from audit.replay import ReplayConfig, ReplayOutcome, replay_ledger
 from audit.sources import BlockSource, ExportSource, GatewaySource, HomeSource
-from cli._common import DEFAULT_HOME, console, progress_options, reporting_errors
+from cli._common import (
+    DEFAULT_HOME,
+    console,
+    progress_options,
+    reporting_errors,
+    writing_to,
+)
 from cli.bench import bench_app
 from cli.main import app
 from crypto.consortium import Consortium, create_demo_consortium
@@ -138,7 +145,8 @@ def _source(
             consortium = Consortium.load(identity_home or _default_home())
             auth = _SignedRequests(consortium.identity(identity))
         return GatewaySource(gateway, auth=auth)
-    return HomeSource(home or _default_home())
+    home = home or _default_home()
+    return HomeSource(home)
 
 
 def _hours(text: str) -> tuple[time, time]:
@@ -149,6 +157,17 @@ def _hours(text: str) -> tuple[time, time]:
     if start >= end:
         raise AuditInputError("--work-hours must start before they end")
     return start, end
+
+
+def _zone(name: str) -> str:
+    """``name`` if it is an IANA time zone this machine knows; an input error otherwise."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise AuditInputError(
+            f"--timezone {name!r} is not a known IANA time zone, e.g. Asia/Shanghai"
+        ) from None
+    return name
 
 
 def _run(source: BlockSource, config: ReplayConfig) -> ReplayOutcome:
@@ -193,7 +212,7 @@ def _config(
         note_releases=tuple(note_releases or ()),
         expected_tip=expect_tip,
         anomalies=AnomalySettings(
-            timezone=timezone, work_start=start, work_end=end, review_days=review_days
+            timezone=_zone(timezone), work_start=start, work_end=end, review_days=review_days
         ),
     )
 
@@ -267,7 +286,8 @@ def replay_command(
     )
     outcome = _run(_source(home, export, gateway, identity, identity_home), config)
     if report is not None:
-        outcome.report.write_json(report)
+        with writing_to(report):
+            outcome.report.write_json(report)
     outcome.report.render(console())
     if not outcome.report.ok:
         raise AuditFailedError(outcome.report.summary_line())
@@ -313,7 +333,8 @@ def export_command(
     if out is None:
         sys.stdout.write(text)
     else:
-        out.write_text(text, encoding="utf-8", newline="")
+        with writing_to(out):
+            out.write_text(text, encoding="utf-8", newline="")
         Console(stderr=True).print(f"wrote {len(outcome.events)} access events to {out}")
 
 
@@ -364,12 +385,13 @@ def bench_replay(
                 transient=True,
             ) as bar:
                 task = bar.add_task("generate", total=transactions)
-                result = generate_ledger(
-                    path,
-                    spec,
-                    workers=default_workers(),
-                    on_block=lambda _n, txs: bar.update(task, completed=txs),
-                )
+                with writing_to(path):
+                    result = generate_ledger(
+                        path,
+                        spec,
+                        workers=default_workers(),
+                        on_block=lambda _n, txs: bar.update(task, completed=txs),
+                    )
             generated = {
                 "transactions": result.transactions,
                 "blocks": result.blocks,

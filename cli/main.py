@@ -2,12 +2,17 @@
 
 Commands register themselves on :data:`app` from their own modules (imported at
 the bottom). Every deliberate error (:class:`AccessLedgerError`) becomes one
-readable line on stderr and a non-zero exit, never a stack trace (I7).
+readable line on stderr and a non-zero exit, never a stack trace (I7). Any
+other exception is a bug: it too is one line, ``error [internal_error]``,
+with its own exit status; ``ACCESSLEDGER_DEBUG=1`` shows its traceback.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
+import traceback
 
 import typer
 
@@ -22,6 +27,13 @@ from crypto.errors import AccessLedgerError
 EXIT_USAGE = 2
 #: Exit status after Ctrl-C (128 + SIGINT).
 EXIT_INTERRUPTED = 130
+#: Exit status after an unexpected exception, a bug (sysexits.h EX_SOFTWARE).
+EXIT_INTERNAL = 70
+#: OSErrors that say the machine cannot take the output (disk full, quota, I/O
+#: error, read-only file system): reported as ``io_error``, not as a bug.
+_ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+#: Set to 1 to let an unexpected exception show its traceback instead of one line.
+DEBUG_VARIABLE = "ACCESSLEDGER_DEBUG"
 
 app = typer.Typer(
     name="accessledger",
@@ -57,11 +69,47 @@ def main() -> None:
     except click_errors.ClickException as exc:
         report_error(AccessLedgerError(exc.format_message(), code="usage"))
         sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        # The reader of stdout went away (`| head`): nothing to say, nobody to say it to.
+        _silence_stdout()
+        sys.exit(EXIT_ERROR)
     except (typer.Abort, KeyboardInterrupt):
         report_error(AccessLedgerError("interrupted", code="interrupted"))
         sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
+            report_error(_environment_error(exc))
+            sys.exit(EXIT_ERROR)
+        # The last resort: every expected failure is an AccessLedgerError by now.
+        if os.environ.get(DEBUG_VARIABLE) == "1":
+            traceback.print_exc()
+            sys.exit(EXIT_INTERNAL)
+        report_error(
+            AccessLedgerError(
+                f"{type(exc).__name__}: {exc} (a bug in AccessLedger; rerun with "
+                f"{DEBUG_VARIABLE}=1 to see the traceback)",
+                code="internal_error",
+            )
+        )
+        sys.exit(EXIT_INTERNAL)
     if isinstance(status, int) and status != 0:
         sys.exit(status)
+
+
+def _environment_error(exc: OSError) -> AccessLedgerError:
+    """An I/O failure that is the machine's state (disk full, read-only), not a bug."""
+    where = f" ({os.fsdecode(exc.filename)})" if isinstance(exc.filename, str | bytes) else ""
+    return AccessLedgerError(f"I/O failed: {exc.strerror or exc}{where}", code="io_error")
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 # Command modules register on `app`; imported last so `app` exists.

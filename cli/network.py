@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from cli._common import DEFAULT_HOME, HomeOption, reporting_errors
+from cli._common import DEFAULT_HOME, HomeOption, reporting_errors, writing_to
 from cli.main import app
 from network.artefacts import write_artefacts
 from network.topology import Topology
@@ -37,5 +37,7 @@ def artefacts_command(
 ) -> None:
     """Write configtx.yaml, per-department connection profiles and the channel genesis block."""
     topology = Topology.load(home / "network.yaml")
-    for path in write_artefacts(topology, home, out, now=datetime.now(UTC)):
+    with writing_to(out):
+        written = write_artefacts(topology, home, out, now=datetime.now(UTC))
+    for path in written:
         typer.echo(str(path))

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from cli._common import DEFAULT_HOME, HomeOption, console, reporting_errors
+from cli._common import DEFAULT_HOME, HomeOption, console, reporting_errors, writing_to
 from cli.main import app
 from cli.records import AsOption, GatewayOption, JsonOption, print_json, table
 from crypto.errors import AccessLedgerError
@@ -256,11 +256,15 @@ SCHEMA_FILE = "accessledger.cedarschema"
 
 
 def write_policy_files(bundle: PolicyBundle, directory: Path) -> None:
-    """The bundle's Cedar schema and policy files, one file each, into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / SCHEMA_FILE).write_text(bundle.cedar_schema, "utf-8")
-    for name, text in bundle.policies.items():
-        (directory / name).write_text(text, "utf-8")
+    """The bundle's Cedar schema and policy files, one file each, into ``directory``.
+
+    A directory that cannot be made or written is one ``output_unwritable`` error naming it.
+    """
+    with writing_to(directory):
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / SCHEMA_FILE).write_text(bundle.cedar_schema, "utf-8")
+        for name, text in bundle.policies.items():
+            (directory / name).write_text(text, "utf-8")
 
 
 def bundle_from_directory(directory: Path, *, base: PolicyBundle) -> PolicyBundle:

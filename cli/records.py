@@ -95,8 +95,44 @@ def parse_tier(text: str) -> str:
     return tier
 
 
+class _DuplicateMember(Exception):
+    """A JSON object of a payload file names a member twice."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+class _NotJSONConstant(Exception):
+    """``NaN``, ``Infinity`` or ``-Infinity``: Python's json reads them, JSON has no such thing."""
+
+    def __init__(self, constant: str) -> None:
+        super().__init__(constant)
+        self.constant = constant
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # The contract's parser refuses duplicates (chaincode.codec); "last one wins" would
+    # silently register a value the author may not have meant.
+    members: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in members:
+            raise _DuplicateMember(name)
+        members[name] = value
+    return members
+
+
+def _no_constant(constant: str) -> Any:
+    raise _NotJSONConstant(constant)
+
+
 def read_payload(path: Path) -> dict[str, Any]:
-    """The record's fields from a JSON file (``-`` reads standard input)."""
+    """The record's fields from a JSON file (``-`` reads standard input).
+
+    The file must be one strict JSON object: no member named twice, no
+    ``NaN``/``Infinity``, and nested no deeper than the parser can follow;
+    anything else is one readable error naming the file.
+    """
     try:
         text = (
             typer.get_text_stream("stdin").read() if str(path) == "-" else path.read_text("utf-8")
@@ -107,7 +143,20 @@ def read_payload(path: Path) -> dict[str, Any]:
             f"cannot read {path}: {reason}", code="payload_unreadable"
         ) from None
     try:
-        payload = json.loads(text)
+        payload = json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constant)
+    except _DuplicateMember as exc:
+        raise AccessLedgerError(
+            f"{path} names the member {exc.name!r} twice in one object",
+            code="payload_duplicate_member",
+        ) from None
+    except _NotJSONConstant as exc:
+        raise AccessLedgerError(
+            f"{path} is not JSON: {exc.constant} is not a JSON number", code="payload_not_json"
+        ) from None
+    except RecursionError:
+        raise AccessLedgerError(
+            f"{path} is nested too deeply to read", code="payload_too_deep"
+        ) from None
     except ValueError as exc:
         raise AccessLedgerError(
             f"{path} is not JSON (line {getattr(exc, 'lineno', '?')}): {exc}",

@@ -363,11 +363,39 @@ def require_home(home: Path) -> None:
         )
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: the problem and where (PyYAML's text spans four lines)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        problem = exc.problem or exc.context or "malformed YAML"
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def read_topology(path: Path) -> dict[str, Any]:
+    """The parsed ``network.yaml``; any way it cannot be read is one ``invalid_topology`` line."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise AccessLedgerError(f"cannot read {path}: {exc}", code="invalid_topology") from None
+        data = path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise AccessLedgerError(f"cannot read {path}: {reason}", code="invalid_topology") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise AccessLedgerError(
+            f"{path} is not UTF-8 text (line {line})", code="invalid_topology"
+        ) from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise AccessLedgerError(
+            f"{path} is not valid YAML: {yaml_problem(exc)}", code="invalid_topology"
+        ) from None
+    except RecursionError:
+        raise AccessLedgerError(
+            f"{path} is not valid YAML: nested too deeply", code="invalid_topology"
+        ) from None
     if not isinstance(document, dict) or document.get("version") != 1:
         raise AccessLedgerError(f"{path} is not a version 1 network.yaml", code="invalid_topology")
     return document
@@ -474,22 +502,36 @@ def create_demo_consortium(home: Path, *, now: datetime, force: bool = False) ->
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     home = Path(home).absolute()
-    _check_home(home, force)
-    home.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=home.parent, prefix=f".{home.name}.new-"))
     try:
-        _populate(staging, now)
-        if home.exists():
-            retired = home.parent / f".{home.name}.old-{secrets.token_hex(4)}"
-            os.rename(home, retired)
-            os.rename(staging, home)
-            shutil.rmtree(retired)
-        else:
-            os.rename(staging, home)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+        _check_home(home, force)
+        home.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=home.parent, prefix=f".{home.name}.new-"))
+        try:
+            _populate(staging, now)
+            if home.exists():
+                retired = home.parent / f".{home.name}.old-{secrets.token_hex(4)}"
+                os.rename(home, retired)
+                os.rename(staging, home)
+                shutil.rmtree(retired)
+            else:
+                os.rename(staging, home)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+    except OSError as exc:
+        raise _home_unwritable(home, exc) from None
     return Consortium.load(home)
+
+
+def _home_unwritable(home: Path, exc: OSError) -> AccessLedgerError:
+    where = os.fsdecode(exc.filename) if isinstance(exc.filename, str | bytes) else None
+    if isinstance(exc, FileExistsError) and where is not None:
+        reason = f"{where} exists and is not a directory"
+    elif isinstance(exc, NotADirectoryError) and where is not None:
+        reason = f"a parent of {where} is not a directory"
+    else:
+        reason = (exc.strerror or str(exc)) + (f" ({where})" if where else "")
+    return AccessLedgerError(f"cannot create the home {home}: {reason}", code="home_unwritable")
 
 
 # -- onboarding a department -------------------------------------------------------------

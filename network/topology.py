@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 from fabric_protos.msp import msp_principal_pb2 as _msp_principal_pb2
 
+from crypto.consortium import yaml_problem
 from crypto.errors import AccessLedgerError
 from network.fabric.policy import parse_signature_policy
 from network.topologyfields import MAX_NAME_LENGTH, FieldReader, TopologyError, split_address
@@ -367,7 +368,9 @@ class Topology:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise TopologyError(f"{source}: not valid YAML: {exc}") from None
+            raise TopologyError(f"{source}: not valid YAML: {yaml_problem(exc)}") from None
+        except RecursionError:
+            raise TopologyError(f"{source}: not valid YAML: nested too deeply") from None
         return cls.from_dict(data)
 
     @classmethod
@@ -377,9 +380,14 @@ class Topology:
         if path.is_dir():
             path = path / "network.yaml"
         try:
-            text = path.read_text(encoding="utf-8")
+            data = path.read_bytes()
         except OSError as exc:
             raise TopologyError(f"cannot read {path}: {exc.strerror or exc}") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise TopologyError(f"{path} is not UTF-8 text (line {line})") from None
         return cls.from_yaml(text, source=str(path))
 
     def _check_uniqueness(self) -> None:

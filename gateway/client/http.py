@@ -7,6 +7,10 @@ RFC 9421 by the caller's identity (``gateway.auth.sign_request``), so the
 signature covers precisely what goes on the wire. :func:`interpret` turns
 the answer into JSON or bytes, or raises the typed error of its RFC 9457
 problem. The synchronous and asynchronous clients only move the bytes.
+
+A body that cannot be sent as strict UTF-8 JSON (a lone surrogate, a NaN, a
+value JSON has no type for, nesting past the encoder's depth) is refused
+before anything is signed or sent, as :class:`InvalidRequest` naming where.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from urllib.parse import quote, urlencode
 
 from crypto.identity import Identity
 from gateway.auth import sign_request
-from gateway.client.errors import GatewayFailure, ProtocolError, problem_error
+from gateway.client.errors import GatewayFailure, InvalidRequest, ProtocolError, problem_error
 
 JSON_TYPE = "application/json"
 PROBLEM_TYPE = "application/problem+json"
@@ -73,10 +77,58 @@ def prepare(call: Call, *, base_url: str, identity: Identity, now: datetime) -> 
     headers = {"Accept": f"{JSON_TYPE}, {PROBLEM_TYPE}"}
     content = b""
     if call.body is not None:
-        content = json.dumps(call.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        content = encode_body(call)
         headers["Content-Type"] = JSON_TYPE
     signed = sign_request(call.method, url, headers, content, identity=identity, now=now)
     return Prepared(method=call.method, url=url, headers=signed, content=content)
+
+
+def encode_body(call: Call) -> bytes:
+    """``call.body`` as compact UTF-8 JSON, or :class:`InvalidRequest` saying why it cannot be."""
+    try:
+        text = json.dumps(call.body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        character = exc.object[exc.start : exc.start + 1]
+        reason = (
+            f"{_surrogate_place(call.body)} holds a lone surrogate ({character!r}),"
+            " which UTF-8 cannot encode"
+        )
+    except RecursionError:
+        reason = "the body is nested too deeply to encode"
+    except ValueError as exc:  # NaN or an infinity (allow_nan=False), or a circular reference
+        reason = (
+            "the body holds NaN or an infinity, which is not JSON"
+            if "float" in str(exc)
+            else f"the body cannot be encoded: {exc}"
+        )
+    except TypeError as exc:  # a value JSON has no type for, e.g. a datetime
+        reason = f"the body cannot be encoded: {exc}"
+    raise InvalidRequest(f"cannot send {call.method} {call.path}: {reason}", code="request_invalid")
+
+
+def _surrogate_place(body: Any) -> str:
+    """Where in ``body`` the first string with a lone surrogate is, e.g. ``fields.names[1]``."""
+    pending: list[tuple[str, Any]] = [("", body)]
+    while pending:  # iterative: the body may be deep
+        place, value = pending.pop()
+        if isinstance(value, str):
+            if _has_surrogate(value):
+                return place or "the body"
+        elif isinstance(value, Mapping):
+            items = list(value.items())
+            for name, _ in items:
+                if isinstance(name, str) and _has_surrogate(name):
+                    return f"a member name in {place}" if place else "a member name of the body"
+            for name, member in reversed(items):
+                pending.append((f"{place}.{name}" if place else str(name), member))
+        elif isinstance(value, list | tuple):
+            pending.extend((f"{place}[{i}]", item) for i, item in reversed(list(enumerate(value))))
+    return "the body"
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= character <= "\udfff" for character in text)
 
 
 def interpret(call: Call, status: int, headers: Mapping[str, str], content: bytes) -> Any:
