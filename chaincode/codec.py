@@ -225,10 +225,16 @@ def subject(data: Mapping[str, Any], name: str = "subject", *, what: str = "argu
 
 
 def format_time(moment: datetime) -> str:
-    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC: fixed width, sortable as text."""
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC: fixed width, sortable as text.
+
+    ``isoformat`` rather than ``strftime("%Y")``, which on glibc drops the
+    leading zeros of years before 1000 and would break both the fixed width
+    and the text order.
+    """
     if moment.tzinfo is None:
         raise ValueError("moment must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(value: Any, *, what: str) -> datetime:

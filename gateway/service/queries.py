@@ -34,7 +34,7 @@ from typing import Any, Final
 from chaincode import LedgerConfig
 from chaincode.authz import may_read_events
 from chaincode.caller import certificate_fingerprint, identify
-from chaincode.codec import parse_time
+from chaincode.codec import format_time, parse_time
 from chaincode.ledger import (
     ACCESS,
     CITIZEN,
@@ -97,16 +97,7 @@ def parse_moment(value: str | None, name: str) -> str | None:
             f"{name} is outside the range of RFC 3339 times the ledger holds"
             " (0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z)"
         ) from None
-    return _ledger_time(utc)
-
-
-def _ledger_time(moment: datetime) -> str:
-    """:func:`~chaincode.codec.format_time`, with the year always four digits.
-
-    ``strftime("%Y")`` drops the leading zeros of years before 1000 on glibc,
-    which would send the contract a time it cannot parse.
-    """
-    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return format_time(utc)
 
 
 def _issued_time(value: object) -> bool:
@@ -114,7 +105,7 @@ def _issued_time(value: object) -> bool:
     if not isinstance(value, str):
         return False
     try:
-        return _ledger_time(parse_time(value, what="cursor")) == value
+        return format_time(parse_time(value, what="cursor")) == value
     except (AccessLedgerError, ValueError, OverflowError):
         return False
 
