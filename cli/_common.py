@@ -19,7 +19,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
-from crypto.errors import AccessLedgerError
+from crypto.errors import AccessLedgerError, os_error_reason
 
 #: Exit status for a deliberate, explained error (bad input, failed verification).
 EXIT_ERROR = 1
@@ -108,15 +108,7 @@ def _concerns(path: Path, filename: object) -> bool:
 
 def output_error(path: Path, exc: OSError) -> AccessLedgerError:
     """One readable error for an OSError met while writing ``path``."""
-    filename = os.fsdecode(exc.filename) if isinstance(exc.filename, str | bytes) else None
-    if isinstance(exc, FileExistsError) and filename is not None:
-        reason = f"{filename} exists and is not a directory"
-    elif isinstance(exc, NotADirectoryError) and filename is not None:
-        reason = f"a parent of {filename} is not a directory"
-    else:
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        if filename is not None and Path(filename).absolute() != path.absolute():
-            reason += f" ({filename})"
+    reason = os_error_reason(exc, target=path)
     return AccessLedgerError(f"cannot write {path}: {reason}", code="output_unwritable")
 
 

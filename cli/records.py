@@ -25,6 +25,7 @@ from rich.table import Table
 from cli._common import DEFAULT_HOME, HomeOption, console, reporting_errors
 from cli.main import app
 from crypto.errors import AccessLedgerError
+from policies.strictjson import DuplicateMember, loads_strict
 from policies.vocabulary import TIERS
 
 if TYPE_CHECKING:  # the SDK is imported when a command runs, not at CLI start-up
@@ -95,31 +96,12 @@ def parse_tier(text: str) -> str:
     return tier
 
 
-class _DuplicateMember(Exception):
-    """A JSON object of a payload file names a member twice."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-
 class _NotJSONConstant(Exception):
     """``NaN``, ``Infinity`` or ``-Infinity``: Python's json reads them, JSON has no such thing."""
 
     def __init__(self, constant: str) -> None:
         super().__init__(constant)
         self.constant = constant
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # The contract's parser refuses duplicates (chaincode.codec); "last one wins" would
-    # silently register a value the author may not have meant.
-    members: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in members:
-            raise _DuplicateMember(name)
-        members[name] = value
-    return members
 
 
 def _no_constant(constant: str) -> Any:
@@ -143,10 +125,14 @@ def read_payload(path: Path) -> dict[str, Any]:
             f"cannot read {path}: {reason}", code="payload_unreadable"
         ) from None
     try:
-        payload = json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constant)
-    except _DuplicateMember as exc:
+        # The contract's parser refuses repeated members (chaincode.codec); "last one wins"
+        # would silently register a value the author may not have meant.
+        payload = loads_strict(text, parse_constant=_no_constant)
+    except DuplicateMember as exc:
+        where = ".".join(str(part) for part in exc.path[:-1])
+        place = f" (in {where})" if where else ""
         raise AccessLedgerError(
-            f"{path} names the member {exc.name!r} twice in one object",
+            f"{path} names the member {exc.path[-1]!r} twice in one object{place}",
             code="payload_duplicate_member",
         ) from None
     except _NotJSONConstant as exc:

@@ -35,7 +35,7 @@ from cryptography import x509
 
 from crypto.ca import CertificateAuthority
 from crypto.certificates import common_name, node_ou, read_attributes, validate_certificate
-from crypto.errors import AccessLedgerError, CryptoError
+from crypto.errors import AccessLedgerError, CryptoError, os_error_reason
 from crypto.identity import (
     AUDITOR_ROLE,
     CITIZEN_ROLE,
@@ -524,14 +524,9 @@ def create_demo_consortium(home: Path, *, now: datetime, force: bool = False) ->
 
 
 def _home_unwritable(home: Path, exc: OSError) -> AccessLedgerError:
-    where = os.fsdecode(exc.filename) if isinstance(exc.filename, str | bytes) else None
-    if isinstance(exc, FileExistsError) and where is not None:
-        reason = f"{where} exists and is not a directory"
-    elif isinstance(exc, NotADirectoryError) and where is not None:
-        reason = f"a parent of {where} is not a directory"
-    else:
-        reason = (exc.strerror or str(exc)) + (f" ({where})" if where else "")
-    return AccessLedgerError(f"cannot create the home {home}: {reason}", code="home_unwritable")
+    return AccessLedgerError(
+        f"cannot create the home {home}: {os_error_reason(exc)}", code="home_unwritable"
+    )
 
 
 # -- onboarding a department -------------------------------------------------------------

@@ -8,6 +8,9 @@ problem+json response or a one-line message. Each subclass carries a stable
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 
 class AccessLedgerError(Exception):
     """Root of every deliberate AccessLedger error."""
@@ -66,3 +69,21 @@ class IdentityNumberError(CryptoError):
     """A resident identity number (GB 11643) failed validation; says which check."""
 
     code = "identity_number_invalid"
+
+
+def os_error_reason(exc: OSError, *, target: Path | None = None) -> str:
+    """Why ``exc`` happened, on one line, naming the file it concerns.
+
+    For the one-line errors of commands that write where the user said: the
+    file is named unless it is ``target`` itself (which the caller's message
+    names already).
+    """
+    where = os.fsdecode(exc.filename) if isinstance(exc.filename, str | bytes) else None
+    if isinstance(exc, FileExistsError) and where is not None:
+        return f"{where} exists and is not a directory"
+    if isinstance(exc, NotADirectoryError) and where is not None:
+        return f"a parent of {where} is not a directory"
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if where is not None and (target is None or Path(where).absolute() != target.absolute()):
+        reason += f" ({where})"
+    return reason

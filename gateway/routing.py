@@ -18,7 +18,6 @@ document does not change: the checks add no parameters or models.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Coroutine, Sequence
 from types import UnionType
 from typing import Any, Final, Union, get_args, get_origin
@@ -30,84 +29,11 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from gateway.errors import RequestInvalid
+from policies.strictjson import DuplicateMember, loads_strict
 
 #: Longest caller-chosen name echoed back in a problem (names are not values, but unbounded).
 _SHOWN: Final = 64
 _SEQUENCES: Final = (list, set, frozenset, tuple, Sequence)
-
-
-class DuplicateMember(Exception):
-    """A JSON object in the body repeats a member name; ``path`` leads to the repeated member."""
-
-    def __init__(self, path: Sequence[str | int]) -> None:
-        super().__init__(f"duplicate member {path[-1]!r}" if path else "duplicate member")
-        self.path = tuple(path)
-
-
-class _Repeated(Exception):
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-
-class _Found:
-    """Stands in for an object with a repeated member while the path to it is rebuilt."""
-
-    __slots__ = ("path",)
-
-    def __init__(self, path: list[str | int]) -> None:
-        self.path = path
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _Repeated(key)
-            seen.add(key)
-    return obj
-
-
-def _found_in(value: Any) -> list[str | int] | None:
-    """The path to a :class:`_Found` inside ``value`` (through arrays only), if any."""
-    pending: list[tuple[Any, list[str | int]]] = [(value, [])]
-    while pending:
-        item, prefix = pending.pop()
-        if isinstance(item, _Found):
-            return prefix + item.path
-        if isinstance(item, list):
-            pending.extend((child, [*prefix, i]) for i, child in reversed(list(enumerate(item))))
-    return None
-
-
-def _locating(pairs: list[tuple[str, Any]]) -> dict[str, Any] | _Found:
-    seen: set[str] = set()
-    for key, value in pairs:
-        inner = _found_in(value)
-        if inner is not None:
-            return _Found([key, *inner])
-        if key in seen:
-            return _Found([key])
-        seen.add(key)
-    return dict(pairs)
-
-
-def loads_strict(data: bytes | str) -> Any:
-    """``json.loads(data)``, raising :class:`DuplicateMember` if any object repeats a name.
-
-    Malformed JSON raises what :func:`json.loads` raises. The path of the
-    repeated member is rebuilt by a second parse only once one is found.
-    """
-    try:
-        return json.loads(data, object_pairs_hook=_unique)
-    except _Repeated as exc:
-        key = exc.key
-    try:
-        path = _found_in(json.loads(data, object_pairs_hook=_locating))
-    except RecursionError:
-        path = None
-    raise DuplicateMember(path or [key])
 
 
 class StrictRequest(Request):

@@ -28,7 +28,7 @@ from gateway.routes import (
     records,
     transactions,
 )
-from gateway.routing import DuplicateMember, StrictRoute, loads_strict, require_strict
+from gateway.routing import StrictRoute, require_strict
 from gateway.store import StoreRegistry
 from tests.gateway.test_app_support import (
     Env,
@@ -164,18 +164,6 @@ def test_a_repeated_name_that_is_not_text_is_quoted_safely(env: Env) -> None:
     long = "n" * 5000
     body = refused(post_raw(officer, "/v1/access-requests", f'{{"{long}": 1, "{long}": 2}}'))
     assert len(body["detail"]) < 200
-
-
-def test_loads_strict_names_the_path_through_arrays() -> None:
-    with pytest.raises(DuplicateMember) as caught:
-        loads_strict(b'[{"a": 1}, {"b": [0, {"c": {"d": 1, "d": 2}}]}]')
-    assert caught.value.path == (1, "b", 1, "c", "d")
-    assert loads_strict('{"a": {"a": 1}, "b": [{"a": 2}, {"a": 3}]}') == {
-        "a": {"a": 1},
-        "b": [{"a": 2}, {"a": 3}],
-    }
-    with pytest.raises(json.JSONDecodeError):
-        loads_strict(b'{"a": ')
 
 
 # -- query parameters -------------------------------------------------------------------------
