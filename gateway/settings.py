@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError
+from pydantic import BeforeValidator, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
@@ -19,6 +19,15 @@ from crypto.errors import AccessLedgerError
 
 #: Default home, as for every CLI command.
 DEFAULT_HOME = Path(".accessledger")
+
+
+def _lowercase(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+#: A certificate fingerprint as the gateway compares them: 64 lowercase hex digits
+#: (given in either case; anything else is refused at start-up, not silently never matched).
+Fingerprint = Annotated[str, BeforeValidator(_lowercase), Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class GatewaySettings(BaseSettings):
@@ -69,9 +78,12 @@ class GatewaySettings(BaseSettings):
             " Prometheus (/metrics)."
         ),
     )
-    revoked_fingerprints: list[str] = Field(
+    revoked_fingerprints: list[Fingerprint] = Field(
         default_factory=list,
-        description="Revoked certificates (hex SHA-256 of DER), refused although CA-issued.",
+        description=(
+            "Revoked certificates (hex SHA-256 of DER, either case), refused although"
+            " CA-issued; a copy re-encoded with the other ECDSA signature is refused too."
+        ),
     )
     bootstrap: bool = Field(
         default=True,

@@ -32,6 +32,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from crypto.certificates import common_name, node_ou, read_attributes, validate_certificate
+from crypto.certtwin import signature_twin
 from crypto.consortium import Consortium
 from crypto.errors import CryptoError
 from crypto.identity import Identity, kind_of
@@ -110,7 +111,7 @@ class TrustStore:
         of revoked certificates.
         """
         fingerprint = _fingerprint(certificate)
-        if fingerprint in revoked:
+        if revoked and not revoked.isdisjoint(_revocation_names(certificate)):
             raise CertificateRevokedError(
                 f"certificate {fingerprint[:16]}... ({_name(certificate)}) has been revoked"
             )
@@ -167,6 +168,21 @@ class TrustStore:
 def _fingerprint(certificate: x509.Certificate) -> str:
     """:func:`certificate_fingerprint`, cached: certificates hash and compare by their DER."""
     return certificate_fingerprint(certificate)
+
+
+@lru_cache(maxsize=1024)
+def _revocation_names(certificate: x509.Certificate) -> frozenset[str]:
+    """The fingerprints that revoke ``certificate``: its own and its signature twin's.
+
+    A revoked certificate re-encoded with the other ECDSA ``s``
+    (:mod:`crypto.certtwin`) still verifies under its CA; it is the same
+    certificate and must stay revoked.
+    """
+    twin = signature_twin(certificate)
+    names = {_fingerprint(certificate)}
+    if twin is not None:
+        names.add(certificate_fingerprint(twin))
+    return frozenset(names)
 
 
 def _name(certificate: x509.Certificate) -> str:

@@ -168,7 +168,9 @@ def _check_time(
 ) -> datetime:
     # Compare as numbers first: an absurd sf-integer must be refused, not overflow datetime.
     current, skew = now.timestamp(), max_skew.total_seconds()
-    if created < current - skew:
+    # Stale from the instant its nonce may be forgotten (expires_at = created + skew):
+    # accepting created == now - skew would let a request be replayed once, at that instant.
+    if created <= current - skew:
         raise TimestampStaleError(
             f"signature created at {_when(created)} is older than {int(skew)} s; "
             "sign requests when sending them"

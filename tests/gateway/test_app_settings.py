@@ -17,6 +17,7 @@ import httpx
 import pytest
 from opentelemetry import metrics, trace
 
+from crypto.errors import AccessLedgerError
 from gateway.app import create_app
 from gateway.service.core import GatewayService
 from gateway.settings import GatewaySettings, load_settings
@@ -75,3 +76,16 @@ def test_worker_threads_are_few_by_default_and_configurable(
     assert GatewaySettings(home=Path("unused")).worker_threads == 2
     monkeypatch.setenv("ACCESSLEDGER_WORKER_THREADS", "1")
     assert load_settings().worker_threads == 1
+
+
+def test_revoked_fingerprints_are_compared_lowercase_and_malformed_ones_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An operator pasting an uppercase fingerprint must not revoke nothing, silently.
+    upper = "AB" * 32
+    monkeypatch.setenv("ACCESSLEDGER_REVOKED_FINGERPRINTS", f'["{upper}"]')
+    assert load_settings().revoked_fingerprints == [upper.lower()]
+    for bad in ("ab" * 31, "zz" * 32, "ab" * 32 + "0"):
+        monkeypatch.setenv("ACCESSLEDGER_REVOKED_FINGERPRINTS", f'["{bad}"]')
+        with pytest.raises(AccessLedgerError, match="revoked_fingerprints"):
+            load_settings()

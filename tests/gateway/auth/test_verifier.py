@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crypto.ca import CertificateAuthority
+from crypto.certtwin import signature_twin
 from crypto.consortium import Consortium
 from crypto.errors import AccessLedgerError
 from crypto.identity import Identity, IdentityKind
@@ -118,8 +119,28 @@ def test_clock_skew_up_to_the_limit_is_accepted(
     officer: Identity, trust: TrustStore, now: datetime
 ) -> None:
     skew = timedelta(seconds=300)
-    _verify(signed_request(officer, now - skew), trust, now)
+    _verify(signed_request(officer, now - skew + timedelta(seconds=1)), trust, now)
     _verify(signed_request(officer, now + skew), trust, now)
+    # Exactly the skew old is stale: that is the instant the request's nonce may be forgotten.
+    with pytest.raises(TimestampStaleError):
+        _verify(signed_request(officer, now - skew), trust, now)
+
+
+@pytest.mark.parametrize("cache", ["memory", "sqlite"])
+def test_a_request_is_never_accepted_twice_however_late_the_replay(
+    officer: Identity, trust: TrustStore, now: datetime, tmp_path: Path, cache: str
+) -> None:
+    # The nonce is kept until created + skew; from that instant on the request is stale.
+    nonces = MemoryNonceCache() if cache == "memory" else SqliteNonceCache(tmp_path / "n.sqlite")
+    verifier = RequestVerifier(trust=trust, nonces=nonces)
+    request = signed_request(officer, now)
+    verifier.verify(request, now=now)
+    created = datetime.fromtimestamp(int(now.timestamp()), UTC)
+    for later in (299, 299.999999, 300, 300.000001, 301, 3600):
+        with pytest.raises((NonceReusedError, TimestampStaleError)):
+            verifier.verify(request, now=created + timedelta(seconds=later))
+    if isinstance(nonces, SqliteNonceCache):
+        nonces.close()
 
 
 def test_a_request_built_from_the_asgi_scope_verifies(
@@ -334,6 +355,24 @@ def test_certificate_swapped_under_the_key_id_is_unknown(
     garbage = replace_header(signed_request(officer, now), "AccessLedger-Certificate", ":AAAA:")
     with pytest.raises(CertificateUnknownError, match="DER certificate"):
         _verify(garbage, trust, now)
+
+
+def test_a_revoked_certificate_re_encoded_with_the_other_signature_stays_revoked(
+    officer: Identity, trust: TrustStore, now: datetime
+) -> None:
+    original = officer.certificate
+    twin = signature_twin(original)
+    assert twin is not None
+    # The twin is the same certificate with another valid CA signature: another fingerprint...
+    assert twin.tbs_certificate_bytes == original.tbs_certificate_bytes
+    assert certificate_fingerprint(twin) != certificate_fingerprint(original)
+    assert signature_twin(twin) == original
+    # ...that the CA's signature check accepts, for the same officer.
+    assert trust.identify(twin, now=now).name == officer.name
+    with pytest.raises(CertificateRevokedError):
+        trust.identify(twin, now=now, revoked={certificate_fingerprint(original)})
+    with pytest.raises(CertificateRevokedError):
+        trust.identify(original, now=now, revoked={certificate_fingerprint(twin)})
 
 
 def test_revoked_certificate_is_refused(
