@@ -242,7 +242,13 @@ class RecordDraft(Response):
 
 
 class PreparedTransaction(Response):
-    """An endorsed transaction: sign the base64-decoded ``transaction`` bytes and commit."""
+    """An endorsed transaction: sign it (its bytes, or for an access request its SHA-256), commit.
+
+    An access request's answer has no ``transaction``: its endorsed payload
+    holds the decision, which the officer learns only once the request is on
+    the ledger. The officer signs ``transaction_sha256`` (ECDSA P-256 over the
+    digest: the same signature as over the bytes).
+    """
 
     model_config = ConfigDict(
         extra="forbid",
@@ -251,7 +257,7 @@ class PreparedTransaction(Response):
                 {
                     "tx_id": _EXAMPLE_TX,
                     "function": "RequestAccess",
-                    "transaction": "CpYHCk8IAxoMCK...",
+                    "transaction": None,
                     "transaction_sha256": _EXAMPLE_HASH,
                     "endorsed_by": ["peer0.education", "peer0.audit"],
                     "expires_at": "2026-11-29T12:02:00.000000Z",
@@ -261,7 +267,10 @@ class PreparedTransaction(Response):
     )
     tx_id: Hex64
     function: str
-    transaction: Base64
+    transaction: Annotated[
+        Base64 | None,
+        Field(description="The payload bytes to sign; absent (null) for an access request"),
+    ] = None
     transaction_sha256: Hex64
     endorsed_by: list[str]
     expires_at: str

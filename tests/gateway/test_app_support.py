@@ -195,7 +195,10 @@ class SignedClient:
     def commit(
         self, prepared: Mapping[str, Any], *, include_ciphertexts: bool = False
     ) -> httpx.Response:
-        signature = sign_transaction(self.identity, base64.b64decode(prepared["transaction"]))
+        if prepared.get("transaction") is None:  # an access request: signed by its digest
+            signature = self.identity.sign_digest(bytes.fromhex(prepared["transaction_sha256"]))
+        else:
+            signature = sign_transaction(self.identity, base64.b64decode(prepared["transaction"]))
         return self.request(
             "POST",
             f"/v1/transactions/{prepared['tx_id']}/commit",
