@@ -42,6 +42,7 @@ from crypto.certificates import (
     read_attributes,
     validate_certificate,
 )
+from crypto.certtwin import low_s_form
 from crypto.errors import CertificateError, CryptoError
 from crypto.identity import IdentityKind, kind_of
 from policies.requests import Principal
@@ -60,8 +61,13 @@ _IDENTITY_CACHE_SIZE = 1024
 
 
 def certificate_fingerprint(cert: x509.Certificate) -> str:
-    """Lowercase hex SHA-256 of the DER certificate: how the ledger names an identity."""
-    return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+    """Lowercase hex SHA-256 of the DER certificate: how the ledger names an identity.
+
+    Of its low-S form (:func:`crypto.certtwin.low_s_form`): a certificate
+    re-encoded with the other ECDSA ``s`` is the same identity, not a new
+    name an officer could act under.
+    """
+    return hashlib.sha256(low_s_form(cert).public_bytes(Encoding.DER)).hexdigest()
 
 
 @lru_cache(maxsize=1024)

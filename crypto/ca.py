@@ -28,6 +28,7 @@ from crypto.certificates import (
     load_certificate_pem,
     subject_key_identifier,
 )
+from crypto.certtwin import low_s_form
 from crypto.errors import CertificateError
 from crypto.identity import NodeOU
 from crypto.keyfiles import load_private_key, write_private_key
@@ -119,7 +120,7 @@ class CertificateAuthority:
             .add_extension(x509.SubjectKeyIdentifier(ski), critical=False)
             .sign(key, hashes.SHA256())
         )
-        return cls(certificate=cert, private_key=key, org=org, msp_id=msp_id)
+        return cls(certificate=low_s_form(cert), private_key=key, org=org, msp_id=msp_id)
 
     def issue(
         self,
@@ -198,7 +199,8 @@ class CertificateAuthority:
                 x509.UnrecognizedExtension(ATTRIBUTE_OID, encode_attributes(attrs)),
                 critical=False,
             )
-        return builder.sign(self.private_key, hashes.SHA256()), private_key
+        # Low-S, the one encoding that names it (crypto.certtwin): its fingerprint is stable.
+        return low_s_form(builder.sign(self.private_key, hashes.SHA256())), private_key
 
     @property
     def public_key(self) -> ec.EllipticCurvePublicKey:

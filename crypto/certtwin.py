@@ -25,7 +25,7 @@ from cryptography.x509.oid import SignatureAlgorithmOID
 
 from crypto.signing import P256_ORDER
 
-__all__ = ["signature_twin"]
+__all__ = ["low_s_form", "signature_twin"]
 
 _ECDSA_ALGORITHMS = frozenset(
     {
@@ -86,3 +86,24 @@ def signature_twin(certificate: x509.Certificate) -> x509.Certificate | None:
         return x509.load_der_x509_certificate(twin)
     except (ValueError, IndexError):
         return None
+
+
+def low_s_form(certificate: x509.Certificate) -> x509.Certificate:
+    """The one encoding of ``certificate`` that names it: its ECDSA signature with low ``s``.
+
+    A certificate and its :func:`signature_twin` are the same certificate;
+    identities are named by this form's fingerprint (as Fabric's MSP
+    sanitises certificates before naming them), so both name one identity.
+    Certificates already in low-S form -- all that :mod:`crypto.ca` issues --
+    are returned unchanged.
+    """
+    if certificate.signature_algorithm_oid not in _ECDSA_ALGORITHMS:
+        return certificate
+    try:
+        _, s = decode_dss_signature(certificate.signature)
+    except ValueError:
+        return certificate
+    if s <= P256_ORDER // 2:
+        return certificate
+    twin = signature_twin(certificate)
+    return twin if twin is not None else certificate

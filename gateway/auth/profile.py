@@ -30,6 +30,8 @@ from datetime import timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from crypto.certtwin import low_s_form
+
 #: The only signature algorithm accepted (RFC 9421 section 3.3.4).
 ALGORITHM = "ecdsa-p256-sha256"
 #: Label of the AccessLedger signature in ``Signature-Input`` and ``Signature``.
@@ -52,5 +54,9 @@ KEYID_PATTERN = r"[0-9a-f]{64}"
 
 
 def certificate_fingerprint(certificate: x509.Certificate) -> str:
-    """The key id of a certificate: lowercase hex SHA-256 of its DER encoding."""
-    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
+    """The key id of a certificate: lowercase hex SHA-256 of its DER encoding (low-S form).
+
+    As the ledger names identities (:func:`chaincode.caller.certificate_fingerprint`).
+    """
+    der = low_s_form(certificate).public_bytes(serialization.Encoding.DER)
+    return hashlib.sha256(der).hexdigest()

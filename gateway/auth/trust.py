@@ -21,6 +21,7 @@ signs many requests. Revocation is checked on every call, never cached.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence, Set
@@ -30,6 +31,7 @@ from functools import lru_cache
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 
 from crypto.certificates import common_name, node_ou, read_attributes, validate_certificate
 from crypto.certtwin import signature_twin
@@ -172,16 +174,21 @@ def _fingerprint(certificate: x509.Certificate) -> str:
 
 @lru_cache(maxsize=1024)
 def _revocation_names(certificate: x509.Certificate) -> frozenset[str]:
-    """The fingerprints that revoke ``certificate``: its own and its signature twin's.
+    """The fingerprints that revoke ``certificate``.
 
-    A revoked certificate re-encoded with the other ECDSA ``s``
-    (:mod:`crypto.certtwin`) still verifies under its CA; it is the same
-    certificate and must stay revoked.
+    Its fingerprint (of the low-S form, :func:`certificate_fingerprint`),
+    and the plain SHA-256 of each of its two DER encodings -- as an operator
+    hashing the certificate file would write it. A revoked certificate
+    re-encoded with the other ECDSA ``s`` (:mod:`crypto.certtwin`) still
+    verifies under its CA; it is the same certificate and stays revoked.
     """
-    twin = signature_twin(certificate)
+    encodings = [certificate, signature_twin(certificate)]
     names = {_fingerprint(certificate)}
-    if twin is not None:
-        names.add(certificate_fingerprint(twin))
+    names.update(
+        hashlib.sha256(c.public_bytes(serialization.Encoding.DER)).hexdigest()
+        for c in encodings
+        if c is not None
+    )
     return frozenset(names)
 
 

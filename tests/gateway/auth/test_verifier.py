@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from http_sfv.dictionary import Dictionary
 from hypothesis import HealthCheck, given, settings
@@ -363,16 +365,22 @@ def test_a_revoked_certificate_re_encoded_with_the_other_signature_stays_revoked
     original = officer.certificate
     twin = signature_twin(original)
     assert twin is not None
-    # The twin is the same certificate with another valid CA signature: another fingerprint...
+    # The twin is the same certificate with another valid CA signature, another DER encoding...
     assert twin.tbs_certificate_bytes == original.tbs_certificate_bytes
-    assert certificate_fingerprint(twin) != certificate_fingerprint(original)
+    assert _der_sha256(twin) != _der_sha256(original)
     assert signature_twin(twin) == original
-    # ...that the CA's signature check accepts, for the same officer.
+    # ...that the CA's signature check accepts, for the same officer, under the same name.
     assert trust.identify(twin, now=now).name == officer.name
-    with pytest.raises(CertificateRevokedError):
-        trust.identify(twin, now=now, revoked={certificate_fingerprint(original)})
-    with pytest.raises(CertificateRevokedError):
-        trust.identify(original, now=now, revoked={certificate_fingerprint(twin)})
+    assert certificate_fingerprint(twin) == certificate_fingerprint(original)
+    # Revoked by its fingerprint, or by the plain SHA-256 of either encoding: both refused.
+    for revoked in (certificate_fingerprint(original), _der_sha256(original), _der_sha256(twin)):
+        for presented in (original, twin):
+            with pytest.raises(CertificateRevokedError):
+                trust.identify(presented, now=now, revoked={revoked})
+
+
+def _der_sha256(certificate: x509.Certificate) -> str:
+    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
 def test_revoked_certificate_is_refused(
