@@ -36,6 +36,9 @@ import httpx
 import spy_report  # load/ is a folder of scripts: run as python load/bench.py
 import yaml
 
+from cli.serve import check_address
+from crypto.errors import AccessLedgerError
+
 LOAD = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -129,6 +132,18 @@ class Gateway:
     server: subprocess.Popen[bytes]
 
 
+def require_free_port(port: int) -> None:
+    """Exit with one line if something already listens on ``port`` (the demo, say).
+
+    Otherwise the health check would find that other gateway, and the run
+    would seed and measure a home it did not create.
+    """
+    try:
+        check_address("127.0.0.1", port)
+    except AccessLedgerError as exc:
+        raise SystemExit(f"error [{exc.code}]: {exc.message}; choose another --port") from None
+
+
 @contextmanager
 def seeded_gateway(prefix: str, port: int) -> Iterator[Gateway]:
     """A fresh demo home served on ``port`` with the workload's people seeded; removed after.
@@ -136,6 +151,7 @@ def seeded_gateway(prefix: str, port: int) -> Iterator[Gateway]:
     The rate limit is off; other ``ACCESSLEDGER_*`` variables of this
     process reach the server (simulation or worker threads, say).
     """
+    require_free_port(port)
     with tempfile.TemporaryDirectory(prefix=prefix) as temp:
         home = make_home(Path(temp), None)
         env = dict(os.environ, ACCESSLEDGER_RATE_LIMIT_PER_MINUTE="0", ACCESSLEDGER_HOME=str(home))
@@ -222,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--spawn-rate", type=float, default=10)
     parser.add_argument("--seconds", type=int, default=60)
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=8130, help="not 8000: the demo's port")
     parser.add_argument("--people", type=int, default=40)
     parser.add_argument("--batch-timeout-ms", type=int, default=None)
     parser.add_argument("--profile", type=Path, default=None, help="profile the gateway into DIR")
@@ -235,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary home")
     args = parser.parse_args(argv)
     url = f"http://127.0.0.1:{args.port}"
+    require_free_port(args.port)
     root = Path(tempfile.mkdtemp(prefix="accessledger-load-"))
     env = {
         **os.environ,
