@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fabric_protos.msp import identities_pb2
 
 from crypto.errors import AccessLedgerError, CryptoError
-from crypto.signing import Signer, sign, sign_digest, signer_for
+from crypto.signing import Signer, sign, signer_for
 
 # The generated protobuf modules ship without type stubs; use them untyped.
 _identities_pb2: Any = identities_pb2
@@ -164,10 +164,6 @@ class Identity:
     def sign(self, message: bytes) -> bytes:
         """Sign ``message`` (ECDSA P-256/SHA-256, DER, low-S)."""
         return sign(self._require_key(), message)
-
-    def sign_digest(self, digest: bytes) -> bytes:
-        """Sign a message by its SHA-256 ``digest`` (:func:`crypto.signing.sign_digest`)."""
-        return sign_digest(self._require_key(), digest)
 
     @property
     def signer(self) -> Signer:

@@ -18,7 +18,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
-    Prehashed,
     decode_dss_signature,
     encode_dss_signature,
 )
@@ -52,20 +51,6 @@ def sign(private_key: ec.EllipticCurvePrivateKey, message: bytes) -> bytes:
     if not isinstance(private_key.curve, ec.SECP256R1):
         raise VerificationError("only ECDSA P-256 keys can sign")
     return to_low_s(private_key.sign(message, ec.ECDSA(hashes.SHA256())))
-
-
-def sign_digest(private_key: ec.EllipticCurvePrivateKey, digest: bytes) -> bytes:
-    """Sign a message given only its SHA-256 ``digest``: the signature :func:`sign` would give.
-
-    For a signer who must not see the message, only vouch for it: an officer
-    signs an access request's endorsed transaction by its digest, so the
-    decision inside it is not learnt before it is on the ledger.
-    """
-    if not isinstance(private_key.curve, ec.SECP256R1):
-        raise VerificationError("only ECDSA P-256 keys can sign")
-    if len(digest) != hashes.SHA256.digest_size:
-        raise VerificationError("a SHA-256 digest is 32 bytes")
-    return to_low_s(private_key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256()))))
 
 
 def signer_for(private_key: ec.EllipticCurvePrivateKey) -> Signer:

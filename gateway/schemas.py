@@ -242,13 +242,7 @@ class RecordDraft(Response):
 
 
 class PreparedTransaction(Response):
-    """An endorsed transaction: sign it (its bytes, or for an access request its SHA-256), commit.
-
-    An access request's answer has no ``transaction``: its endorsed payload
-    holds the decision, which the officer learns only once the request is on
-    the ledger. The officer signs ``transaction_sha256`` (ECDSA P-256 over the
-    digest: the same signature as over the bytes).
-    """
+    """An endorsed transaction: sign the base64-decoded ``transaction`` bytes and commit."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -257,7 +251,7 @@ class PreparedTransaction(Response):
                 {
                     "tx_id": _EXAMPLE_TX,
                     "function": "RequestAccess",
-                    "transaction": None,
+                    "transaction": "CpYHCk8IAxoMCK...",
                     "transaction_sha256": _EXAMPLE_HASH,
                     "endorsed_by": ["peer0.education", "peer0.audit"],
                     "expires_at": "2026-11-29T12:02:00.000000Z",
@@ -267,10 +261,7 @@ class PreparedTransaction(Response):
     )
     tx_id: Hex64
     function: str
-    transaction: Annotated[
-        Base64 | None,
-        Field(description="The payload bytes to sign; absent (null) for an access request"),
-    ] = None
+    transaction: Base64
     transaction_sha256: Hex64
     endorsed_by: list[str]
     expires_at: str

@@ -12,17 +12,13 @@ caller's name:
   only after :func:`check_prepared` has confirmed it is the transaction of
   *this* proposal -- same header (so same transaction id, creator and
   timestamp) and same chaincode call -- so a gateway cannot obtain the
-  caller's signature over something the caller did not ask for. An access
-  request is the exception (:func:`check_prepared_digest`): its transaction
-  holds the decision, so the gateway shows only its SHA-256, and the
-  ledger's own checks bind it to the proposal.
+  caller's signature over something the caller did not ask for.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -44,7 +40,6 @@ transaction_pb2: Any = _transaction_pb2
 
 #: Random bytes in a signed document's nonce (32 characters of base64url).
 _NONCE_BYTES: Final = 24
-_HEX64: Final = re.compile(r"[0-9a-f]{64}")
 
 
 def ledger_time(moment: datetime) -> str:
@@ -168,41 +163,6 @@ def revocation_document(*, consent_id: str, now: datetime) -> dict[str, Any]:
         "nonce": new_document_nonce(),
         "timestamp": ledger_time(now),
     }
-
-
-#: The one function whose prepared transaction the gateway shows only by its digest.
-DIGEST_ONLY_FUNCTIONS: Final = frozenset({"RequestAccess"})
-
-
-def check_prepared_digest(proposal: Proposal, function: str, prepared: Mapping[str, Any]) -> bytes:
-    """The SHA-256 to sign for an access request, whose transaction the gateway withholds.
-
-    The endorsed transaction holds the decision, which the officer learns
-    only once it is committed (I3), so the gateway sends its digest alone.
-    This client cannot compare it with its proposal; what binds the two is
-    the ledger: the validator checks the creator's signature over the
-    payload and the endorsements over the proposal's hash, and the contract
-    checks the officer's own signature over the request document inside.
-    Any other function's transaction must come whole (:func:`check_prepared`).
-    """
-    tx_id = prepared.get("tx_id")
-    if tx_id != proposal.tx_id:
-        raise ProtocolError(
-            f"the gateway prepared transaction {tx_id!r} for proposal {proposal.tx_id}",
-            tx_id=proposal.tx_id,
-        )
-    if function not in DIGEST_ONLY_FUNCTIONS or prepared.get("function") != function:
-        raise ProtocolError(
-            f"the gateway withheld the transaction of {function}; only an access request's"
-            " is signed by its digest",
-            tx_id=proposal.tx_id,
-        )
-    digest = prepared.get("transaction_sha256")
-    if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
-        raise ProtocolError(
-            "the prepared access request states no SHA-256 to sign", tx_id=proposal.tx_id
-        )
-    return bytes.fromhex(digest)
 
 
 def check_prepared(proposal: Proposal, prepared: Mapping[str, Any]) -> bytes:

@@ -26,13 +26,7 @@ from crypto.identity import Identity
 from gateway.client.errors import ClientError, CommitInvalid, ProtocolError
 from gateway.client.http import Call
 from gateway.client.models import Committed, LedgerInfo
-from gateway.client.proposals import (
-    b64,
-    build_proposal,
-    check_prepared,
-    check_prepared_digest,
-    encode_proposal,
-)
+from gateway.client.proposals import b64, build_proposal, check_prepared, encode_proposal
 from gateway.client.subjects import Pseudonymiser, SecretSource
 from policies.catalogue import Catalogue
 
@@ -128,12 +122,8 @@ class Session:
             )
             body = {"proposal": encode_proposal(proposal), **(extra or {})}
             prepared = yield Call(method, path, body=body)
-            if prepared.get("transaction") is None:
-                digest = check_prepared_digest(proposal, function, prepared)
-                signature = self.identity.sign_digest(digest)
-            else:
-                signature = self.identity.sign(check_prepared(proposal, prepared))
-            commit: dict[str, Any] = {"signature": b64(signature)}
+            payload = check_prepared(proposal, prepared)
+            commit: dict[str, Any] = {"signature": b64(self.identity.sign(payload))}
             if include_ciphertexts:
                 commit["include_ciphertexts"] = True
             try:

@@ -36,9 +36,7 @@ async def request_access(
     justification_mismatch``, nothing endorsed); it is stored encrypted
     off-chain for the Audit department and the request's subject (``GET
     /v1/me/notes/{event_id}``). No decision is returned here: it
-    exists only once the transaction is on the ledger. The answer carries
-    the endorsed transaction's SHA-256, not its bytes (they hold the
-    decision): sign the digest and commit with
+    exists only once the transaction is on the ledger. Commit with
     ``POST /v1/transactions/{tx_id}/commit``.
     """
     before, after = text_hooks(
@@ -52,7 +50,7 @@ async def request_access(
         code="justification_mismatch",
     )
     prepared = await service.propose(
-        caller, body.proposal, {"RequestAccess"}, before=before, after=after, reveal=False
+        caller, body.proposal, {"RequestAccess"}, before=before, after=after
     )
     response.headers["Location"] = f"/v1/access-requests/{prepared.tx_id}"
     return prepared

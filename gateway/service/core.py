@@ -276,16 +276,8 @@ class GatewayService:
         *,
         before: BeforeEndorse | None = None,
         after: AfterEndorse | None = None,
-        reveal: bool = True,
     ) -> PreparedTransaction:
-        """Check a caller-signed proposal for one of ``functions``, endorse it, hold it.
-
-        With ``reveal=False`` the answer carries only the transaction's SHA-256,
-        for the creator to sign, not its bytes: an access request's endorsed
-        transaction holds the decision and the matching records, which the
-        officer must learn only from the committed event (I3), never from an
-        endorsement they could leave uncommitted.
-        """
+        """Check a caller-signed proposal for one of ``functions``, endorse it, hold it."""
         now = self.now()
         proposal = check_proposal(
             encoded,
@@ -310,7 +302,7 @@ class GatewayService:
         return PreparedTransaction(
             tx_id=pending.tx_id,
             function=function,
-            transaction=base64.b64encode(payload).decode("ascii") if reveal else None,
+            transaction=base64.b64encode(payload).decode("ascii"),
             transaction_sha256=hashlib.sha256(payload).hexdigest(),
             endorsed_by=list(endorsement.endorsers),
             expires_at=format_time(pending.expires_at),

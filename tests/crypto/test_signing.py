@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -13,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from crypto.errors import VerificationError
-from crypto.signing import P256_ORDER, is_low_s, sign, sign_digest, signer_for, to_low_s, verify
+from crypto.signing import P256_ORDER, is_low_s, sign, signer_for, to_low_s, verify
 
 
 @pytest.fixture
@@ -71,15 +69,3 @@ def test_non_p256_key_rejected() -> None:
     k = ec.generate_private_key(ec.SECP384R1())
     with pytest.raises(VerificationError):
         sign(k, b"x")
-
-
-def test_signing_a_digest_is_signing_the_message() -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    message = b"an endorsed transaction's payload" * 40
-    signature = sign_digest(key, hashlib.sha256(message).digest())
-    verify(key.public_key(), message, signature)
-    assert is_low_s(signature)
-    with pytest.raises(VerificationError):
-        verify(key.public_key(), message + b"!", signature)
-    with pytest.raises(VerificationError, match="32 bytes"):
-        sign_digest(key, message[:31])

@@ -298,33 +298,3 @@ def test_metrics_count_decisions_and_releases(env: Env, permit: dict[str, Any]) 
     health = httpx.get(f"{env.gateway.url}/healthz").json()
     assert health["status"] == "ok"
     assert health["height"] == env.gateway.height()
-
-
-@pytest.mark.parametrize(
-    ("tier", "purpose", "decision"),
-    [("T1", "school_enrolment", "granted"), ("T3", "school_enrolment", "denied")],
-)
-def test_the_endorsement_reveals_no_decision_until_it_is_committed(
-    env: Env, permit: dict[str, Any], officer: SignedClient, tier: str, purpose: str, decision: str
-) -> None:
-    """I3: an officer who endorses a lookup and walks away learns nothing from it.
-
-    The endorsed transaction holds the decision and the matching records, so
-    the first leg answers with its SHA-256 only; what was decided shows once
-    the officer has signed and the request is on the ledger.
-    """
-    document = officer.access_document(
-        permit["draft"]["subject"], tier=tier, purpose=purpose, record_types=["residence_permit"]
-    )
-    proposed = officer.propose("/v1/access-requests", "RequestAccess", document)
-    assert proposed.status_code == 201, proposed.text
-    prepared = proposed.json()
-    assert prepared["transaction"] is None
-    assert set(prepared) == {
-        "tx_id", "function", "transaction", "transaction_sha256", "endorsed_by", "expires_at"
-    }  # fmt: skip
-    for hint in (decision, "rp-flow-1", "residence_permit", "default_deny", "policy"):
-        assert hint not in proposed.text
-    committed = officer.commit(prepared)
-    assert committed.status_code == 200, committed.text
-    assert committed.json()["access"]["decision"] == decision

@@ -195,10 +195,7 @@ class SignedClient:
     def commit(
         self, prepared: Mapping[str, Any], *, include_ciphertexts: bool = False
     ) -> httpx.Response:
-        if prepared.get("transaction") is None:  # an access request: signed by its digest
-            signature = self.identity.sign_digest(bytes.fromhex(prepared["transaction_sha256"]))
-        else:
-            signature = sign_transaction(self.identity, base64.b64decode(prepared["transaction"]))
+        signature = sign_transaction(self.identity, base64.b64decode(prepared["transaction"]))
         return self.request(
             "POST",
             f"/v1/transactions/{prepared['tx_id']}/commit",

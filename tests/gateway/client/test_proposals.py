@@ -20,7 +20,6 @@ from gateway.client.proposals import (
     access_request_document,
     build_proposal,
     check_prepared,
-    check_prepared_digest,
     consent_document,
     encode_proposal,
     sign_document,
@@ -109,46 +108,6 @@ def test_a_substituted_transaction_is_refused_before_signing(
         check_prepared(mine, {**genuine, "transaction_sha256": "0" * 64})
     with pytest.raises(ProtocolError, match="decodable"):
         check_prepared(mine, {**genuine, "transaction": "***"})
-
-
-def test_an_access_request_is_signed_by_the_digest_the_gateway_states(
-    officer: Identity, consortium: Consortium, demo_now: datetime
-) -> None:
-    proposal = _proposal(officer, demo_now)
-    transaction = _endorsed(proposal, consortium.identity("peer0.education"))
-    withheld = {
-        **_prepared(transaction),
-        "transaction": None,
-        "function": "RequestAccess",
-    }
-    digest = check_prepared_digest(proposal, "RequestAccess", withheld)
-    assert digest == hashlib.sha256(transaction.payload_bytes).digest()
-    # Signing the digest is signing the payload: the gateway's check of the commit accepts it.
-    verify(officer.public_key, transaction.payload_bytes, officer.sign_digest(digest))
-
-
-def test_only_an_access_request_may_be_signed_unseen(
-    officer: Identity, consortium: Consortium, demo_now: datetime
-) -> None:
-    proposal = _proposal(officer, demo_now)
-    withheld = {
-        **_prepared(_endorsed(proposal, consortium.identity("peer0.education"))),
-        "transaction": None,
-        "function": "RequestAccess",
-    }
-    # Any other function's transaction must be shown whole, and checked, before signing.
-    for function in ("RegisterRecord", "GrantConsent", "EraseRecord"):
-        with pytest.raises(ProtocolError, match="withheld"):
-            check_prepared_digest(proposal, function, {**withheld, "function": function})
-    with pytest.raises(ProtocolError, match="withheld"):
-        check_prepared_digest(proposal, "RequestAccess", {**withheld, "function": "RegisterRecord"})
-    with pytest.raises(ProtocolError, match="prepared transaction"):
-        check_prepared_digest(proposal, "RequestAccess", {**withheld, "tx_id": "0" * 64})
-    for digest in (None, "", "0" * 63, "G" * 64, "A" * 64):
-        with pytest.raises(ProtocolError, match="SHA-256"):
-            check_prepared_digest(
-                proposal, "RequestAccess", {**withheld, "transaction_sha256": digest}
-            )
 
 
 def test_signed_access_request_is_accepted_by_the_contract_parser(
