@@ -40,11 +40,10 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from audit.events import AccessEvent, EventFormatError, RecordDecision, parse_ledger_time
 from audit.findings import FindingKind
-from crypto.certificates import read_attributes
+from crypto.certificates import certificate_fingerprint, read_attributes
 from crypto.errors import AccessLedgerError, VerificationError
 from crypto.signing import verify
 from network.fabric.transactions import ParsedTransaction
@@ -140,7 +139,7 @@ def _check_officer(
     event: AccessEvent, inputs: DecisionInputs, cert: x509.Certificate
 ) -> tuple[Principal | None, list[Problem]]:
     tx, officer = inputs.tx, event.officer
-    fingerprint = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+    fingerprint = certificate_fingerprint(cert)
     if officer.msp_id != tx.creator_msp_id or officer.cert_fingerprint != fingerprint:
         return None, [(FindingKind.ACCESS_EVENT, "the officer is not the transaction's creator")]
     org = inputs.departments.get(tx.creator_msp_id)

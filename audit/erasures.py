@@ -20,15 +20,13 @@ lists every disagreement:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from audit.events import EventFormatError, parse_ledger_time
-from crypto.certificates import node_ou, read_attributes
+from crypto.certificates import certificate_fingerprint, node_ou, read_attributes
 from crypto.errors import AccessLedgerError
 from crypto.identity import REGISTRAR_ROLE
 from network.fabric.transactions import ParsedTransaction
@@ -117,7 +115,7 @@ def _document(
             problems.append("erased_at is not the transaction time")
     except EventFormatError:
         problems.append("erased_at is not a ledger time")
-    fingerprint = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+    fingerprint = certificate_fingerprint(cert)
     by = erasure.get("erased_by")
     if not isinstance(by, Mapping) or (by.get("msp_id"), by.get("cert_fingerprint")) != (
         tx.creator_msp_id,

@@ -43,12 +43,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from audit.events import AccessEvent, EventFormatError, parse_ledger_time
 from audit.findings import Finding, FindingKind
 from audit.keyreleases import certificate_from_pem, read_log, revocation_at
 from audit.namespace import ACCESS, CITIZEN, ENC_KEY, WRITERS, json_value, split_key
+from crypto.certificates import certificate_fingerprint
 from network.fabric.replay import ReplayedBlock
 from network.fabric.transactions import ParsedTransaction
 
@@ -248,10 +247,10 @@ def _bound_certificate(tx: ParsedTransaction, identity: tuple[str, str]) -> byte
         return None
     data = pem.encode("ascii", "replace")
     try:
-        der = certificate_from_pem(data).public_bytes(Encoding.DER)
+        fingerprint = certificate_fingerprint(certificate_from_pem(data))
     except ValueError:
         return None
-    return data if hashlib.sha256(der).hexdigest() == identity[1] else None
+    return data if fingerprint == identity[1] else None
 
 
 # -- the checks ----------------------------------------------------------------------------

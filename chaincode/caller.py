@@ -21,7 +21,6 @@ the Fabric CA attribute extension carries ``role``, ``region`` and
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -31,10 +30,10 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from chaincode.codec import ORG, check_fields, dumps, integer, text
 from chaincode.errors import Forbidden, InvalidArgument
+from crypto.certificates import certificate_fingerprint as fingerprint_of
 from crypto.certificates import (
     certificate_to_pem,
     common_name,
@@ -42,7 +41,6 @@ from crypto.certificates import (
     read_attributes,
     validate_certificate,
 )
-from crypto.certtwin import low_s_form
 from crypto.errors import CertificateError, CryptoError
 from crypto.identity import IdentityKind, kind_of
 from policies.requests import Principal
@@ -61,13 +59,8 @@ _IDENTITY_CACHE_SIZE = 1024
 
 
 def certificate_fingerprint(cert: x509.Certificate) -> str:
-    """Lowercase hex SHA-256 of the DER certificate: how the ledger names an identity.
-
-    Of its low-S form (:func:`crypto.certtwin.low_s_form`): a certificate
-    re-encoded with the other ECDSA ``s`` is the same identity, not a new
-    name an officer could act under.
-    """
-    return hashlib.sha256(low_s_form(cert).public_bytes(Encoding.DER)).hexdigest()
+    """How the ledger names an identity (:func:`crypto.certificates.certificate_fingerprint`)."""
+    return fingerprint_of(cert)
 
 
 @lru_cache(maxsize=1024)

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from crypto.certtwin import low_s_form
 from crypto.errors import CertificateError
 
 #: Fabric CA's attribute extension (``attrmgr.AttrOID``).
@@ -199,3 +200,15 @@ def validate_certificate(
     if not ca_certs:
         raise CertificateError("no CA certificates to validate against")
     _validate(cert, ca_certs, now, usage, 0)
+
+
+def certificate_fingerprint(cert: x509.Certificate) -> str:
+    """How AccessLedger names a certificate: lowercase hex SHA-256 of its DER, in low-S form.
+
+    An ECDSA certificate signature ``(r, s)`` verifies exactly when
+    ``(r, n - s)`` does, so anyone can re-encode a certificate
+    (:func:`crypto.certtwin.signature_twin`); as Fabric's MSP sanitises
+    certificates before naming them, both encodings get this one name. The
+    contract, the gateway, the MSP and the auditor all name identities by it.
+    """
+    return hashlib.sha256(low_s_form(cert).public_bytes(serialization.Encoding.DER)).hexdigest()

@@ -24,13 +24,11 @@ integrators in ``docs/authentication.md``):
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
-from crypto.certtwin import low_s_form
+from crypto.certificates import certificate_fingerprint as fingerprint_of
 
 #: The only signature algorithm accepted (RFC 9421 section 3.3.4).
 ALGORITHM = "ecdsa-p256-sha256"
@@ -54,9 +52,5 @@ KEYID_PATTERN = r"[0-9a-f]{64}"
 
 
 def certificate_fingerprint(certificate: x509.Certificate) -> str:
-    """The key id of a certificate: lowercase hex SHA-256 of its DER encoding (low-S form).
-
-    As the ledger names identities (:func:`chaincode.caller.certificate_fingerprint`).
-    """
-    der = low_s_form(certificate).public_bytes(serialization.Encoding.DER)
-    return hashlib.sha256(der).hexdigest()
+    """The key id of a certificate: :func:`crypto.certificates.certificate_fingerprint`."""
+    return fingerprint_of(certificate)

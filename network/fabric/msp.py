@@ -34,7 +34,7 @@ from fabric_protos.msp import msp_config_pb2 as _msp_config_pb2
 from fabric_protos.msp import msp_principal_pb2 as _msp_principal_pb2
 from google.protobuf.message import DecodeError
 
-from crypto.certificates import validate_certificate
+from crypto.certificates import certificate_fingerprint, validate_certificate
 from crypto.errors import CertificateError, VerificationError
 from crypto.signing import verify
 from network.fabric.errors import ConfigError, MSPError
@@ -236,7 +236,7 @@ class MSP:
             certifiers_identifier=certifiers,
             organizational_units=ous,
             node_ou=node_ou,
-            key=self.msp_id + hashlib.sha256(cert.public_bytes(_DER)).hexdigest(),
+            key=self.msp_id + certificate_fingerprint(cert),
         )
 
     def _check_revocation(self, cert: x509.Certificate, chain: Sequence[x509.Certificate]) -> None:
