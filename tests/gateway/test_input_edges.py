@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -24,9 +23,7 @@ import pytest_asyncio
 from fabric_protos.common import common_pb2
 
 from crypto.consortium import Consortium
-from crypto.identity import Identity
 from gateway.app import create_app
-from gateway.auth import sign_request
 from gateway.errors import GatewayError, problem_response
 from gateway.schemas import AmendmentInput, RecordInput
 from gateway.service.core import GatewayService
@@ -44,6 +41,7 @@ from tests.gateway.test_app_support import (
     subject_of,
     submit_in_process,
 )
+from tests.gateway.test_routes_problems import Harness, problem
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -56,39 +54,10 @@ CITIZEN = "citizen.c2"
 LIBRARY_TEXT = ("Error parsing message", "common.Envelope'", "ConfigUpdateEnvelope'")
 
 
-@dataclass
-class Harness:
-    service: GatewayService
-    http: httpx.AsyncClient
-    consortium: Consortium
-    clock: ShiftedClock
+class EdgeHarness(Harness):
+    """The problems suite's harness, plus proposals whose argument is any JSON text."""
 
-    def identity(self, name: str) -> Identity:
-        return self.consortium.identity(name)
-
-    async def send(
-        self,
-        name: str,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        query: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        if query:
-            path = f"{path}?{urlencode(query, quote_via=quote)}"
-        content = b"" if body is None else json.dumps(body).encode()
-        headers = sign_request(
-            method,
-            f"http://testserver{path}",
-            {"Content-Type": "application/json"} if content else {},
-            content,
-            identity=self.identity(name),
-            now=self.clock(),
-        )
-        return await self.http.request(method, path, content=content, headers=headers)
-
-    def proposal(self, name: str, function: str, argument: bytes) -> str:
+    def raw_proposal(self, name: str, function: str, argument: bytes) -> str:
         """A signed proposal whose argument is exactly ``argument`` (any JSON text)."""
         identity = self.identity(name)
         proposal = Proposal.build(
@@ -102,10 +71,14 @@ class Harness:
         return base64.b64encode(proposal.signed_proposal().SerializeToString()).decode()
 
 
+def with_query(path: str, query: Mapping[str, str]) -> str:
+    return f"{path}?{urlencode(query, quote_via=quote)}"
+
+
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def harness(
     demo_home: Path, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Harness]:
+) -> AsyncIterator[EdgeHarness]:
     home = copy_home(demo_home, tmp_path_factory.mktemp("edges"))
     clock = ShiftedClock()
     settings = GatewaySettings(home=home)
@@ -127,18 +100,9 @@ async def harness(
                         "subject": subject_of(consortium, identity_number(77)),
                     },
                 )
-                yield Harness(service, http, consortium, clock)
+                yield EdgeHarness(service, http, consortium, clock)
     finally:
         await service.aclose()
-
-
-def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    assert body["status"] == status
-    return body
 
 
 def tax_record(**overrides: Any) -> dict[str, Any]:
@@ -157,7 +121,7 @@ def tax_record(**overrides: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     "moment", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"], ids=["late", "early"]
 )
-async def test_out_of_range_times_are_request_invalid(harness: Harness, moment: str) -> None:
+async def test_out_of_range_times_are_request_invalid(harness: EdgeHarness, moment: str) -> None:
     height = harness.service.ledger.height
     for name, path, query in (
         (AUDITOR, "/v1/audit/events", {"department": "HRSS", "from": moment}),
@@ -165,7 +129,9 @@ async def test_out_of_range_times_are_request_invalid(harness: Harness, moment: 
         (CITIZEN, "/v1/me/accesses", {"from": moment}),
         (CITIZEN, "/v1/me/accesses", {"to": moment}),
     ):
-        body = problem(await harness.send(name, "GET", path, query=query), 422, "request_invalid")
+        body = problem(
+            await harness.send(name, "GET", with_query(path, query)), 422, "request_invalid"
+        )
         assert "RFC 3339" in body["detail"] or "range" in body["detail"], body
     assert harness.service.ledger.height == height
 
@@ -207,7 +173,7 @@ UNSAFE_RECORDS = {
 
 @pytest.mark.parametrize("body", list(UNSAFE_RECORDS.values()), ids=list(UNSAFE_RECORDS))
 async def test_records_refuse_values_without_a_canonical_json_form(
-    harness: Harness, body: dict[str, Any]
+    harness: EdgeHarness, body: dict[str, Any]
 ) -> None:
     height = harness.service.ledger.height
     store = harness.service.stores.store("Tax")
@@ -223,14 +189,14 @@ async def test_records_refuse_values_without_a_canonical_json_form(
     assert harness.service.ledger.height == height
 
 
-async def test_records_accept_the_safe_integer_bounds(harness: Harness) -> None:
+async def test_records_accept_the_safe_integer_bounds(harness: EdgeHarness) -> None:
     body = tax_record(record_id="tax-edge-bounds", metadata={"high": SAFE, "low": -SAFE})
     response = await harness.send(REGISTRAR, "POST", "/v1/records", body)
     assert response.status_code == 201, response.text
     assert response.json()["argument"]["metadata"] == {"high": SAFE, "low": -SAFE}
 
 
-async def test_openapi_documents_the_safe_integer_range(harness: Harness) -> None:
+async def test_openapi_documents_the_safe_integer_range(harness: EdgeHarness) -> None:
     document = (await harness.http.get("/openapi.json")).json()
     metadata = document["components"]["schemas"]["RecordInput"]["properties"]["metadata"]
     text = json.dumps(metadata)
@@ -238,7 +204,7 @@ async def test_openapi_documents_the_safe_integer_range(harness: Harness) -> Non
     assert f'"minimum": -{SAFE}' in text
 
 
-async def test_record_service_maps_canonical_json_errors(harness: Harness) -> None:
+async def test_record_service_maps_canonical_json_errors(harness: EdgeHarness) -> None:
     """Defence in depth: content that bypassed the schema is still a 422, and stores nothing."""
     caller = harness.identity(REGISTRAR)
     store = harness.service.stores.store("Tax")
@@ -263,7 +229,7 @@ async def test_record_service_maps_canonical_json_errors(harness: Harness) -> No
     assert store.list_addresses() == stored
 
 
-async def test_ledger_query_maps_unencodable_arguments(harness: Harness) -> None:
+async def test_ledger_query_maps_unencodable_arguments(harness: EdgeHarness) -> None:
     caller = harness.identity(AUDITOR)
     for arg in ({"org": "\ud800"}, {"org": "HRSS", "limit": 10**30}):
         with pytest.raises(GatewayError) as refused:
@@ -284,10 +250,10 @@ NOTE_ROUTES = [
     ("name", "path", "function", "member"), NOTE_ROUTES, ids=[r[3] for r in NOTE_ROUTES]
 )
 async def test_note_texts_refuse_lone_surrogates(
-    harness: Harness, name: str, path: str, function: str, member: str
+    harness: EdgeHarness, name: str, path: str, function: str, member: str
 ) -> None:
     height = harness.service.ledger.height
-    proposal = harness.proposal(name, function, b'{"event_id":"e-1"}')
+    proposal = harness.raw_proposal(name, function, b'{"event_id":"e-1"}')
     body = {"proposal": proposal, member: "reason \ud800"}
     problem(await harness.send(name, "POST", path, body), 422, "request_invalid")
     assert harness.service.ledger.height == height
@@ -312,11 +278,11 @@ PROPOSAL_ARGUMENTS = {
     "argument", list(PROPOSAL_ARGUMENTS.values()), ids=list(PROPOSAL_ARGUMENTS)
 )
 async def test_proposal_arguments_without_a_canonical_form_are_refused(
-    harness: Harness, argument: bytes
+    harness: EdgeHarness, argument: bytes
 ) -> None:
     """Caller-built proposals are the contract's to refuse: a 400, never a 500."""
     height = harness.service.ledger.height
-    proposal = harness.proposal(CITIZEN, "GrantConsent", argument)
+    proposal = harness.raw_proposal(CITIZEN, "GrantConsent", argument)
     response = await harness.send(CITIZEN, "POST", "/v1/me/consents", {"proposal": proposal})
     assert response.headers["content-type"] == PROBLEM
     assert 400 <= response.status_code < 500, response.text
@@ -356,7 +322,7 @@ def test_refusal_of_unformatted_messages() -> None:
     assert (error.status, error.code) == (500, "chaincode_failed")
 
 
-async def test_query_refusal_keeps_the_contract_code(harness: Harness) -> None:
+async def test_query_refusal_keeps_the_contract_code(harness: EdgeHarness) -> None:
     with pytest.raises(GatewayError) as refused:
         await harness.service.ledger.query(
             harness.identity(AUDITOR),
@@ -368,10 +334,10 @@ async def test_query_refusal_keeps_the_contract_code(harness: Harness) -> None:
     assert "from, to" in refused.value.message
 
 
-async def test_department_events_need_from_and_to(harness: Harness) -> None:
+async def test_department_events_need_from_and_to(harness: EdgeHarness) -> None:
     for query in ({"department": "HRSS"}, {"department": "HRSS", "from": "2026-01-01T00:00:00Z"}):
         body = problem(
-            await harness.send(AUDITOR, "GET", "/v1/audit/events", query=query),
+            await harness.send(AUDITOR, "GET", with_query("/v1/audit/events", query)),
             422,
             "request_invalid",
         )
@@ -381,7 +347,7 @@ async def test_department_events_need_from_and_to(harness: Harness) -> None:
 # -- 5. library text never reaches a client ---------------------------------------------------
 
 
-async def test_config_update_problems_are_in_our_words(harness: Harness) -> None:
+async def test_config_update_problems_are_in_our_words(harness: EdgeHarness) -> None:
     height = harness.service.ledger.height
     admin = harness.identity("admin.tax")
     valid = config_update_envelope(
@@ -420,9 +386,9 @@ def _encoded(value: Any) -> str:
         _encoded(["t", "e"]),
     ],
 )
-async def test_foreign_cursor_is_named_as_such(harness: Harness, cursor: str) -> None:
+async def test_foreign_cursor_is_named_as_such(harness: EdgeHarness, cursor: str) -> None:
     body = problem(
-        await harness.send(CITIZEN, "GET", "/v1/me/accesses", query={"cursor": cursor}),
+        await harness.send(CITIZEN, "GET", with_query("/v1/me/accesses", {"cursor": cursor})),
         422,
         "request_invalid",
     )
